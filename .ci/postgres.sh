@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Makes sure a PostgreSQL server runs and is prepared for the data service, then prints on stdout
+# the URL to use (progress goes to stderr).
+#   .ci/postgres.sh run    the database `dataservice` and its role; prints a DATABASE_URL
+#   .ci/postgres.sh test   a superuser role that creates and drops the per-test databases;
+#                          prints a TEST_DATABASE_URL (the maintenance database)
+# As root it uses the machine's cluster (installing PostgreSQL with apt-get on Debian when it is
+# missing); PostgreSQL itself always runs as the postgres user. As any other user it runs a
+# private cluster under var/postgres on port 55432.
+set -euo pipefail
+mode=${1:?usage: postgres.sh run|test}
+say() { echo "postgres.sh: $*" >&2; }
+
+case $mode in
+  run)  role=dataservice; password=dataservice; database=dataservice ;;
+  test) role=dataservice_test; password=dataservice_test; database=postgres ;;
+  *)    say "unknown mode $mode"; exit 2 ;;
+esac
+
+bindir() {
+  if command -v pg_config >/dev/null && [[ -x "$(pg_config --bindir)/initdb" ]]; then
+    pg_config --bindir
+  else
+    ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+  fi
+}
+
+if [[ -z "$(bindir)" || ! -x "$(bindir)/initdb" ]]; then
+  if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+    say "PostgreSQL is not installed; installing it with apt-get"
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
+  else
+    say "PostgreSQL is not installed. On Debian or Ubuntu: sudo apt-get install postgresql"
+    say "or set DATABASE_URL (and TEST_DATABASE_URL for the tests) to a server you have."
+    exit 1
+  fi
+fi
+bin=$(bindir)
+
+if [[ $EUID -eq 0 ]]; then
+  # The machine's cluster, managed by Debian's postgresql-common.
+  if ! pg_lsclusters -h | grep -q .; then
+    version=$(basename "$(dirname "$bin")")
+    say "creating cluster $version/main"
+    pg_createcluster "$version" main >&2
+  fi
+  read -r version cluster port status _ < <(pg_lsclusters -h | head -n 1)
+  if [[ $status != online* ]]; then
+    say "starting cluster $version/$cluster"
+    pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" start >&2
+  fi
+  psql_admin() { runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p "$port" -d postgres "$@"; }
+else
+  # A private cluster owned by this user.
+  port=55432
+  data=var/postgres/data
+  mkdir -p var/postgres
+  if [[ ! -f $data/PG_VERSION ]]; then
+    say "creating a private cluster in $data"
+    "$bin/initdb" -D "$data" -U postgres -A trust >&2
+  fi
+  if ! "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    "$bin/pg_ctl" -D "$data" -l var/postgres/server.log -w \
+      -o "-p $port -k $PWD/var/postgres -c listen_addresses=127.0.0.1" start >&2
+  fi
+  psql_admin() { "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d postgres "$@"; }
+fi
+
+for _ in $(seq 1 30); do
+  "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" && break
+  sleep 1
+done
+"$bin/pg_isready" -q -h 127.0.0.1 -p "$port" || { say "PostgreSQL does not answer on port $port"; exit 1; }
+
+attributes="LOGIN PASSWORD '$password'"
+[[ $mode == test ]] && attributes="$attributes SUPERUSER"
+psql_admin <<SQL >&2
+SELECT format('CREATE ROLE %I', '$role') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$role') \gexec
+ALTER ROLE $role $attributes;
+SELECT format('CREATE DATABASE %I OWNER %I', '$database', '$role')
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$database') \gexec
+SQL
+
+echo "postgresql://$role:$password@127.0.0.1:$port/$database"

@@ -1,0 +1,25 @@
+"""URL converters for path parameters."""
+
+from werkzeug.routing import BaseConverter, ValidationError
+
+BIGINT_MAX = 2**63 - 1
+
+
+class BigintConverter(BaseConverter):
+    """A positive PostgreSQL bigint in ASCII digits. Anything else (letters, a sign, Unicode
+    digits, a number past bigint) does not match the route, so the client gets a 404."""
+
+    regex = r"[0-9]{1,19}"
+
+    def to_python(self, value: str) -> int:
+        number = int(value)
+        if not 1 <= number <= BIGINT_MAX:
+            raise ValidationError()
+        return number
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+def bigint_schema(converter: BigintConverter) -> dict:
+    return {"type": "integer", "format": "int64", "minimum": 1, "maximum": BIGINT_MAX}

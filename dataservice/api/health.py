@@ -1,0 +1,30 @@
+"""Probes for load balancers and orchestrators."""
+
+from flask import current_app
+
+from .. import db
+from ..errors import Unavailable
+from ..store import health as store
+from .parsing import Blueprint
+
+blp = Blueprint("health", __name__, description="Liveness and readiness probes.")
+
+
+@blp.route("/health", methods=["GET"])
+@blp.response(200, description="The process is alive; touches no database.")
+def health():
+    """Liveness."""
+    return {"status": "ok"}
+
+
+@blp.route("/ready", methods=["GET"])
+@blp.response(200, description="The database answers and every migration is applied.")
+@blp.alt_response(503, description="The database is unreachable or migrations are behind.")
+def ready():
+    """Readiness: the database answers and the schema is at the head migration."""
+    with db.connection() as conn:
+        applied = store.applied_migrations(conn)
+    pending = sorted(current_app.extensions["migrations"] - applied)
+    if pending:
+        raise Unavailable(f"migrations not applied: {', '.join(pending)}")
+    return {"status": "ok"}

@@ -1,0 +1,139 @@
+"""Every setting the service reads, in one table, taken from the environment and checked at start.
+
+The README's configuration table lists the same names; a test keeps the two in step.
+"""
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it and says what is expected."""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+def _log_level(text: str) -> str:
+    level = text.upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    return level
+
+
+def _database_url(text: str) -> str:
+    if not text:
+        raise ValueError("is required, for example postgresql://user:password@host:5432/dbname")
+    scheme = text.split("://", 1)[0] if "://" in text else ""
+    if scheme and scheme not in {"postgresql", "postgres", "postgresql+psycopg"}:
+        raise ValueError("must be a postgresql:// URL or a libpq key=value string")
+    return text
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str | None
+    parse: Callable[[str], Any]
+    help: str
+    secret: bool = False  # never echo the value in an error (it may hold a password)
+
+
+SETTINGS = (
+    Setting(
+        "DATABASE_URL",
+        None,
+        _database_url,
+        "PostgreSQL URL (postgresql:// or postgresql+psycopg://) the service connects with.",
+        secret=True,
+    ),
+    Setting(
+        "DATABASE_POOL_MIN_SIZE", "4", _positive_int, "Connections each worker process keeps open."
+    ),
+    Setting(
+        "DATABASE_POOL_MAX_SIZE", "4", _positive_int, "Most connections one worker process opens."
+    ),
+    Setting(
+        "DATABASE_POOL_TIMEOUT",
+        "5",
+        _positive_float,
+        "Seconds a request waits for a free connection before it gets a 503.",
+    ),
+    Setting(
+        "DATABASE_STATEMENT_TIMEOUT_MS",
+        "5000",
+        _non_negative_int,
+        "Longest a single SQL statement may run (0 disables); past it the request gets a 503.",
+    ),
+    Setting(
+        "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+        "10000",
+        _non_negative_int,
+        "Longest a transaction may sit idle before PostgreSQL ends it (0 disables).",
+    ),
+    Setting(
+        "MAX_BODY_BYTES",
+        "1048576",
+        _positive_int,
+        "Largest request body accepted; larger ones get a 413.",
+    ),
+    Setting("LOG_LEVEL", "INFO", _log_level, "DEBUG, INFO, WARNING, ERROR or CRITICAL."),
+    Setting("ARGON2_TIME_COST", "3", _positive_int, "argon2id iterations for new password hashes."),
+    Setting(
+        "ARGON2_MEMORY_COST_KIB",
+        "65536",
+        _positive_int,
+        "argon2id memory in KiB for new password hashes.",
+    ),
+    Setting("ARGON2_PARALLELISM", "4", _positive_int, "argon2id lanes for new password hashes."),
+)
+"""Settings the application reads. gunicorn.conf.py reads HOST, PORT, WEB_WORKERS, WEB_THREADS,
+WEB_TIMEOUT and WEB_GRACEFUL_TIMEOUT itself, before any application code runs."""
+
+
+def load(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Read every setting from `environ` (the process environment by default), then apply
+    `overrides` (already typed values, as tests pass them). Raises ConfigError naming every
+    bad setting at once."""
+    environ = os.environ if environ is None else environ
+    overrides = dict(overrides or {})
+    values: dict[str, Any] = {}
+    problems = []
+    for setting in SETTINGS:
+        if setting.name in overrides:
+            values[setting.name] = overrides.pop(setting.name)
+            continue
+        raw = environ.get(setting.name, setting.default)
+        try:
+            values[setting.name] = setting.parse(raw if raw is not None else "")
+        except ValueError as exc:
+            shown = setting.name if setting.secret else f"{setting.name}={raw!r}"
+            problems.append(f"{shown}: {exc}")
+    if not problems and values["DATABASE_POOL_MIN_SIZE"] > values["DATABASE_POOL_MAX_SIZE"]:
+        problems.append("DATABASE_POOL_MIN_SIZE must not exceed DATABASE_POOL_MAX_SIZE")
+    if problems:
+        raise ConfigError("invalid configuration: " + "; ".join(problems))
+    values.update(overrides)  # extra keys (TESTING, ...) go straight to Flask's config
+    return values

@@ -1,0 +1,146 @@
+"""The connection pool (one per worker process) and the two ways a request borrows from it.
+
+Pool connections run in autocommit mode: a single-statement read costs one round trip and no
+BEGIN/COMMIT. Anything that writes goes through `transaction()`, which wraps the block in one
+explicit transaction committed before the response is built. Any operational failure (server
+gone, pool exhausted, statement timeout) leaves here as `Unavailable`, that is a 503.
+"""
+
+import logging
+import select
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from time import monotonic
+
+import psycopg
+from flask import Flask, current_app
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from .errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+
+def libpq_url(url: str) -> str:
+    """psycopg wants postgresql://; yoyo wants postgresql+psycopg:// for the same database.
+    Accept either from the user and give each library its own form."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def yoyo_url(url: str) -> str:
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain) :]
+    return url
+
+
+def connection_is_usable(conn: psycopg.Connection) -> bool:
+    """Checks a pooled connection without a round trip in the common case.
+
+    An idle connection has nothing to read. When PostgreSQL restarts or an operator runs
+    pg_terminate_backend, the server sends a goodbye and closes the socket, so the socket turns
+    readable: only then do we pay for a round trip to tell a goodbye from a harmless notice.
+    """
+    if conn.closed:
+        return False
+    try:
+        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+        if readable:
+            conn.execute("")
+    except (OSError, psycopg.Error):
+        return False
+    return not conn.closed
+
+
+class Database:
+    def __init__(self, config: dict):
+        options = (
+            "-c TimeZone=UTC"
+            f" -c statement_timeout={config['DATABASE_STATEMENT_TIMEOUT_MS']}"
+            f" -c idle_in_transaction_session_timeout="
+            f"{config['DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS']}"
+        )
+        self.timeout = config["DATABASE_POOL_TIMEOUT"]
+        self.pool = ConnectionPool(
+            libpq_url(config["DATABASE_URL"]),
+            min_size=config["DATABASE_POOL_MIN_SIZE"],
+            max_size=config["DATABASE_POOL_MAX_SIZE"],
+            timeout=self.timeout,
+            open=False,  # opened in the worker process, never before gunicorn forks
+            name="dataservice",
+            kwargs={
+                "autocommit": True,
+                "row_factory": dict_row,
+                "application_name": "dataservice",
+                "options": options,
+                "connect_timeout": max(1, round(self.timeout)),
+            },
+        )
+        self._open_lock = threading.Lock()
+        self._opened = False
+
+    def open(self) -> ConnectionPool:
+        """Idempotent; called lazily by the first request or eagerly by gunicorn's worker hook."""
+        if not self._opened:
+            with self._open_lock:
+                if not self._opened:
+                    self.pool.open()
+                    self._opened = True
+        return self.pool
+
+    def close(self) -> None:
+        with self._open_lock:
+            if self._opened:
+                self.pool.close()
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection in autocommit mode, for reads that need no transaction."""
+        pool = self.open()
+        conn = self._checkout(pool)
+        try:
+            yield conn
+        except psycopg.OperationalError as exc:
+            log.warning("database operation failed: %s: %s", type(exc).__name__, exc)
+            raise Unavailable() from exc
+        finally:
+            pool.putconn(conn)  # a broken connection is discarded and replaced by the pool
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection]:
+        """One transaction: committed when the block ends cleanly, rolled back on any error."""
+        with self.connection() as conn, conn.transaction():
+            yield conn
+
+    def _checkout(self, pool: ConnectionPool) -> psycopg.Connection:
+        # Skips connections the server has closed without the pool's own check loop, which
+        # sleeps with backoff between attempts; dead ones are dropped and replaced.
+        deadline = monotonic() + self.timeout
+        try:
+            while True:
+                conn = pool.getconn(timeout=max(deadline - monotonic(), 0.0))
+                if connection_is_usable(conn):
+                    return conn
+                log.info("discarding a pooled connection the server has closed")
+                pool.putconn(conn)
+        except psycopg.OperationalError as exc:  # PoolTimeout, TooManyRequests
+            log.warning("no database connection available: %s", exc)
+            raise Unavailable() from exc
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["db"] = Database(app.config)
+
+
+def get() -> Database:
+    return current_app.extensions["db"]
+
+
+def connection():
+    return get().connection()
+
+
+def transaction():
+    return get().transaction()

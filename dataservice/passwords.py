@@ -1,0 +1,44 @@
+"""Password hashing: argon2id for the passwords we hash; argon2id or bcrypt PHC strings accepted
+from calling services that hash on their side. Nothing here ever logs a password or a hash."""
+
+import re
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError
+from argon2.profiles import RFC_9106_LOW_MEMORY
+
+# $2a$/$2b$/$2y$, a two-digit cost, then 22 characters of salt and 31 of hash in bcrypt's base64.
+_BCRYPT = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
+# $argon2id$v=19$m=..,t=..,p=..$salt$hash, salt and hash in unpadded standard base64.
+_ARGON2ID = re.compile(
+    r"\$argon2id\$v=19\$m=[0-9]{1,7},t=[0-9]{1,4},p=[0-9]{1,3}\$[A-Za-z0-9+/]{11,64}\$[A-Za-z0-9+/]{16,128}"
+)
+
+
+def is_accepted_hash(value: str) -> bool:
+    """True for a PHC-format argon2id hash or a bcrypt hash; anything else is refused."""
+    return bool(_ARGON2ID.fullmatch(value) or _BCRYPT.fullmatch(value))
+
+
+class Hasher:
+    """argon2id with the configured cost; defaults are RFC 9106's low-memory profile
+    (m=64 MiB, t=3, p=4), above OWASP's current minimum (m=19 MiB, t=2, p=1)."""
+
+    def __init__(self, config: dict):
+        self._hasher = PasswordHasher(
+            time_cost=config["ARGON2_TIME_COST"],
+            memory_cost=config["ARGON2_MEMORY_COST_KIB"],
+            parallelism=config["ARGON2_PARALLELISM"],
+            hash_len=RFC_9106_LOW_MEMORY.hash_len,
+            salt_len=RFC_9106_LOW_MEMORY.salt_len,
+            type=Type.ID,
+        )
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        try:
+            return self._hasher.check_needs_rehash(password_hash)
+        except InvalidHashError:  # bcrypt: always move it to argon2id on the next good login
+            return True

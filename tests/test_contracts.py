@@ -1,0 +1,49 @@
+"""Cheap contracts that catch real bugs: every named query is used; SQL follows the house style."""
+
+import re
+from pathlib import Path
+
+from dataservice.queries import SQL_DIR, queries
+
+ROOT = Path(__file__).parent.parent
+
+
+def named_queries() -> dict[str, list[str]]:
+    return {
+        path.stem: re.findall(r"^-- name: (\w+)", path.read_text(), re.MULTILINE)
+        for path in sorted(SQL_DIR.glob("*.sql"))
+    }
+
+
+def test_every_named_query_is_used_by_its_store_module():
+    for resource, names in named_queries().items():
+        store = (ROOT / "dataservice" / "store" / f"{resource}.py").read_text()
+        for name in names:
+            assert f"queries.{resource}.{name}(" in store, f"{resource}.{name} is never called"
+
+
+def test_every_query_has_a_doc_comment_and_declares_its_parameters():
+    for path in SQL_DIR.glob("*.sql"):
+        blocks = re.split(r"^-- name: ", path.read_text(), flags=re.MULTILINE)[1:]
+        for block in blocks:
+            header, doc, *body = block.splitlines()
+            assert re.fullmatch(r"\w+\((\w+(, \w+)*)?\)[\^$!]?", header), header
+            assert doc.startswith("-- ") and len(doc) > 10, f"{header}: no doc comment"
+            sql = "\n".join(body)
+            declared = set(re.findall(r"\w+", header.split("(", 1)[1]))
+            used = set(re.findall(r"(?<!:):(\w+)", sql))
+            assert used == declared, header
+            assert "SELECT *" not in sql, f"{header}: list the columns"
+
+
+def test_loaded_queries_match_the_files():
+    for resource, names in named_queries().items():
+        assert set(names) <= set(dir(getattr(queries, resource)))
+
+
+def test_sql_never_reads_the_password_hash_into_a_response():
+    users_sql = (SQL_DIR / "users.sql").read_text()
+    for block in re.split(r"^-- name: ", users_sql, flags=re.MULTILINE)[1:]:
+        returning = re.search(r"(RETURNING|SELECT)([^;]*?)(FROM|;|$)", block, re.DOTALL)
+        if returning and not block.startswith("get_password_hash"):
+            assert "password_hash" not in returning.group(2), block.splitlines()[0]
