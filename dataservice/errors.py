@@ -43,6 +43,27 @@ class Conflict(ServiceError):
         )
 
 
+class PreconditionFailed(ServiceError):
+    status, slug, title = 412, "precondition-failed", "Precondition Failed"
+
+    def __init__(self):
+        super().__init__("the resource has changed since the If-Match version; fetch it again")
+
+
+class InvalidCursor(ServiceError):
+    status, slug, title = 400, "invalid-cursor", "Bad Request"
+
+    def __init__(self, detail: str = "the cursor is not one this service issued for this query"):
+        super().__init__(detail)
+
+
+class InvalidCredentials(ServiceError):
+    status, slug, title = 401, "invalid-credentials", "Unauthorized"
+
+    def __init__(self):
+        super().__init__("the login or the password is wrong")
+
+
 class Unavailable(ServiceError):
     """The database cannot serve the request now: unreachable, pool exhausted, statement timeout."""
 

@@ -3,8 +3,9 @@ from calling services that hash on their side. Nothing here ever logs a password
 
 import re
 
+import bcrypt
 from argon2 import PasswordHasher, Type
-from argon2.exceptions import InvalidHashError
+from argon2.exceptions import InvalidHashError, VerificationError
 from argon2.profiles import RFC_9106_LOW_MEMORY
 
 # $2a$/$2b$/$2y$, a two-digit cost, then 22 characters of salt and 31 of hash in bcrypt's base64.
@@ -33,9 +34,28 @@ class Hasher:
             salt_len=RFC_9106_LOW_MEMORY.salt_len,
             type=Type.ID,
         )
+        # Verified against when a login names no user, so that answer takes as long as a
+        # wrong password does.
+        self._dummy_hash = self._hasher.hash("no such user: a password nobody has")
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        """True when `password` matches; None as the hash still costs one verification."""
+        if password_hash is None:
+            self._verify_argon2(self._dummy_hash, password)
+            return False
+        if _BCRYPT.fullmatch(password_hash):
+            # bcrypt reads at most 72 bytes; the system that made the hash did the same.
+            return bcrypt.checkpw(password.encode()[:72], password_hash.encode())
+        return self._verify_argon2(password_hash, password)
+
+    def _verify_argon2(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
 
     def needs_rehash(self, password_hash: str) -> bool:
         try:

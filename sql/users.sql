@@ -1,5 +1,5 @@
 -- Queries on users. Reviewed as plain SQL: see sql/README.md for the house style.
--- The password hash is written here but never read back by a query that feeds a response.
+-- Only get_credentials reads password_hash; no query that feeds a response returns it.
 
 -- name: create_user(email, username, password_hash)^
 -- Inserts one user; the unique indexes on lower(email) and lower(username) reject clashes.
@@ -18,3 +18,125 @@ SELECT id, email, username, version, created_at, updated_at
 SELECT id, email, username, version, created_at, updated_at
   FROM users
  WHERE lower(username) = lower(:username);
+
+-- name: get_user_by_email(email)^
+-- One user by email, case-insensitively (served by users_email_lower_key).
+SELECT id, email, username, version, created_at, updated_at
+  FROM users
+ WHERE lower(email) = lower(:email);
+
+-- name: get_credentials(login)^
+-- The user whose username or email is the login (never both: usernames have no '@'), with the hash.
+SELECT id, email, username, version, created_at, updated_at, password_hash
+  FROM users
+ WHERE lower(username) = lower(:login)
+    OR lower(email) = lower(:login);
+
+-- name: get_user_version(user_id)$
+-- The version of one user, or no row: tells a missing user (404) from a stale If-Match (412).
+SELECT version
+  FROM users
+ WHERE id = :user_id;
+
+-- name: update_user(user_id, email, username, versions)^
+-- Changes email and/or username (NULL keeps the value) if the version is one of `versions`
+-- (NULL: any version). No row: the user is missing or the version is stale.
+UPDATE users
+   SET email = coalesce(:email, email),
+       username = coalesce(:username, username),
+       version = version + 1,
+       updated_at = now()
+ WHERE id = :user_id
+   AND (:versions::integer[] IS NULL OR version = ANY (:versions::integer[]))
+RETURNING id, email, username, version, created_at, updated_at;
+
+-- name: update_password_hash(user_id, password_hash, versions)^
+-- Replaces the password hash if the version matches, as update_user does.
+UPDATE users
+   SET password_hash = :password_hash,
+       version = version + 1,
+       updated_at = now()
+ WHERE id = :user_id
+   AND (:versions::integer[] IS NULL OR version = ANY (:versions::integer[]))
+RETURNING id, email, username, version, created_at, updated_at;
+
+-- name: rehash_password(user_id, old_hash, new_hash)!
+-- Upgrades a hash made with weaker parameters after a good login. Not a change a client sees:
+-- version and updated_at stay. Skipped when the hash changed meanwhile.
+UPDATE users
+   SET password_hash = :new_hash
+ WHERE id = :user_id
+   AND password_hash = :old_hash;
+
+-- name: delete_user(user_id, versions)^
+-- Deletes one user if the version matches, as update_user does.
+DELETE FROM users
+ WHERE id = :user_id
+   AND (:versions::integer[] IS NULL OR version = ANY (:versions::integer[]))
+RETURNING id;
+
+-- The four list queries below differ only in their keyset and order. Each filter is off when
+-- its parameter is NULL. They run unprepared (see store/users.py), so PostgreSQL plans each call
+-- with its real values and drops the disabled filters before choosing an index.
+
+-- name: list_users_by_id(after_id, email, username, username_like, created_after, created_before, limit)
+-- A page in ascending id order, after the cursor's id (NULL: from the start).
+SELECT id, email, username, version, created_at, updated_at
+  FROM users
+ WHERE (:after_id::bigint IS NULL OR id > :after_id)
+   AND (:email::text IS NULL OR lower(email) = lower(:email))
+   AND (:username::text IS NULL OR lower(username) = lower(:username))
+   AND (:username_like::text IS NULL OR lower(username) LIKE :username_like)
+   AND (:created_after::timestamptz IS NULL OR created_at > :created_after)
+   AND (:created_before::timestamptz IS NULL OR created_at < :created_before)
+ ORDER BY id
+ LIMIT :limit;
+
+-- name: list_users_by_id_desc(after_id, email, username, username_like, created_after, created_before, limit)
+-- A page in descending id order, after the cursor's id (NULL: from the newest).
+SELECT id, email, username, version, created_at, updated_at
+  FROM users
+ WHERE (:after_id::bigint IS NULL OR id < :after_id)
+   AND (:email::text IS NULL OR lower(email) = lower(:email))
+   AND (:username::text IS NULL OR lower(username) = lower(:username))
+   AND (:username_like::text IS NULL OR lower(username) LIKE :username_like)
+   AND (:created_after::timestamptz IS NULL OR created_at > :created_after)
+   AND (:created_before::timestamptz IS NULL OR created_at < :created_before)
+ ORDER BY id DESC
+ LIMIT :limit;
+
+-- name: list_users_by_created_at(after_created_at, after_id, email, username, username_like, created_after, created_before, limit)
+-- A page in ascending (created_at, id) order, after the cursor's pair (served by users_created_at_id_idx).
+SELECT id, email, username, version, created_at, updated_at
+  FROM users
+ WHERE (:after_id::bigint IS NULL OR (created_at, id) > (:after_created_at::timestamptz, :after_id::bigint))
+   AND (:email::text IS NULL OR lower(email) = lower(:email))
+   AND (:username::text IS NULL OR lower(username) = lower(:username))
+   AND (:username_like::text IS NULL OR lower(username) LIKE :username_like)
+   AND (:created_after::timestamptz IS NULL OR created_at > :created_after)
+   AND (:created_before::timestamptz IS NULL OR created_at < :created_before)
+ ORDER BY created_at, id
+ LIMIT :limit;
+
+-- name: list_users_by_created_at_desc(after_created_at, after_id, email, username, username_like, created_after, created_before, limit)
+-- A page in descending (created_at, id) order, after the cursor's pair (same index, read backwards).
+SELECT id, email, username, version, created_at, updated_at
+  FROM users
+ WHERE (:after_id::bigint IS NULL OR (created_at, id) < (:after_created_at::timestamptz, :after_id::bigint))
+   AND (:email::text IS NULL OR lower(email) = lower(:email))
+   AND (:username::text IS NULL OR lower(username) = lower(:username))
+   AND (:username_like::text IS NULL OR lower(username) LIKE :username_like)
+   AND (:created_after::timestamptz IS NULL OR created_at > :created_after)
+   AND (:created_before::timestamptz IS NULL OR created_at < :created_before)
+ ORDER BY created_at DESC, id DESC
+ LIMIT :limit;
+
+-- name: count_users(email, username, username_like, created_after, created_before)$
+-- How many users the filters match (only for count=exact: it reads every matching row).
+SELECT count(*)
+  FROM users
+ WHERE (:email::text IS NULL OR lower(email) = lower(:email))
+   AND (:username::text IS NULL OR lower(username) = lower(:username))
+   AND (:username_like::text IS NULL OR lower(username) LIKE :username_like)
+   AND (:created_after::timestamptz IS NULL OR created_at > :created_after)
+   AND (:created_before::timestamptz IS NULL OR created_at < :created_before);

@@ -7,8 +7,10 @@ duplicate keys, NaN, lone surrogates, absurd nesting), and leave field rules to 
 
 import json
 import re
+from typing import ClassVar
 
 from flask_smorest import Blueprint as SmorestBlueprint
+from marshmallow import RAISE
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
@@ -80,6 +82,12 @@ def is_json_media_type(mimetype: str) -> bool:
 
 
 class StrictParser(FlaskParser):
+    # An unknown query parameter is most often a typo (usename=bob): say so instead of ignoring it.
+    DEFAULT_UNKNOWN_BY_LOCATION: ClassVar[dict] = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": RAISE,
+    }
+
     def _raw_load_json(self, req):
         if not is_json_media_type(req.mimetype):
             raise UnsupportedMediaType("send the body as application/json (Content-Type header)")

@@ -1,6 +1,13 @@
 """What a client sends to the users resource and what it gets back."""
 
-from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+from marshmallow import (
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates,
+    validates_schema,
+)
 
 from ..passwords import is_accepted_hash
 from .fields import Email, Text
@@ -66,3 +73,70 @@ class UserOut(Schema):
     username = fields.String(required=True)
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
+
+
+class UserPatch(Schema):
+    """A JSON merge patch of the user's changeable fields; at least one of them."""
+
+    email = Email(**EMAIL)
+    username = Text(**USERNAME)
+
+    @validates_schema
+    def _not_empty(self, data, **kwargs):
+        if not data:
+            raise ValidationError("Give at least one of email or username.", "_schema")
+
+
+class PasswordChange(PasswordFields):
+    pass
+
+
+class Credentials(Schema):
+    login = Text(
+        required=True,
+        validate=validate.Length(min=1, max=255),
+        metadata={"description": "The username or the email."},
+    )
+    password = Text(
+        required=True,
+        load_only=True,
+        validate=validate.Length(min=1, max=1024),
+        metadata={"format": "password"},
+    )
+
+
+SORTS = ("id", "-id", "created_at", "-created_at")
+PREFIX_PATTERN = r"^[A-Za-z0-9._-]{1,100}$"
+
+
+class UserListArgs(Schema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    cursor = Text(
+        validate=validate.Length(max=2048),
+        metadata={"description": "The next_cursor of the previous page, as is."},
+    )
+    sort = fields.String(load_default="id", validate=validate.OneOf(SORTS))
+    email = Email(
+        validate=validate.Length(max=255),
+        metadata={"description": "Exact match, case-insensitive."},
+    )
+    username = Text(
+        validate=validate.Length(max=100),
+        metadata={"description": "Exact match, case-insensitive."},
+    )
+    username_prefix = Text(
+        validate=validate.Regexp(PREFIX_PATTERN, error="1 to 100 username characters."),
+        metadata={"description": "Case-insensitive prefix of the username."},
+    )
+    created_after = fields.AwareDateTime(metadata={"description": "RFC 3339, exclusive."})
+    created_before = fields.AwareDateTime(metadata={"description": "RFC 3339, exclusive."})
+    count = fields.String(
+        validate=validate.OneOf(["exact"]),
+        metadata={"description": "exact: add the total number of matches."},
+    )
+
+
+class UserPage(Schema):
+    items = fields.List(fields.Nested(UserOut), required=True)
+    next_cursor = fields.String(required=True, allow_none=True)
+    total = fields.Integer(metadata={"description": "Only with count=exact."})
