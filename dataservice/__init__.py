@@ -10,9 +10,11 @@ from flask_smorest import Api
 
 from . import config as config_module
 from . import db, errors
-from .api import health, users
+from .api import batch, events, health, idempotency, users
 from .api.converters import BigintConverter, bigint_schema
+from .db import libpq_url
 from .jsonprovider import OrjsonProvider
+from .notifier import ChangeNotifier
 from .passwords import Hasher
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -45,6 +47,10 @@ def create_app(config: dict | None = None) -> Flask:
     logging.getLogger("dataservice").setLevel(app.config["LOG_LEVEL"])
 
     db.init_app(app)
+    app.extensions["notifier"] = ChangeNotifier(
+        libpq_url(app.config["DATABASE_LISTEN_URL"] or app.config["DATABASE_URL"]),
+        max_waiters=app.config["EVENTS_MAX_WAITERS"],
+    )
     app.extensions["hasher"] = Hasher(app.config)
     app.extensions["migrations"] = migration_ids()
 
@@ -54,7 +60,10 @@ def create_app(config: dict | None = None) -> Flask:
 
     api.register_blueprint(health.blp)
     api.register_blueprint(users.blp)
+    api.register_blueprint(events.blp)
+    api.register_blueprint(batch.blp)
     errors.init_app(app)  # after Api(): replaces flask-smorest's error handlers with ours
+    idempotency.init_app(app)
 
     @app.before_request
     def _request_id():

@@ -5,8 +5,10 @@ from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 from yoyo import get_backend, read_migrations
 
-from . import MIGRATIONS_DIR, create_app
+from . import MIGRATIONS_DIR, create_app, db
 from .db import yoyo_url
+from .store import events as events_store
+from .store import idempotency as idempotency_store
 
 
 def apply_migrations(database_url: str, directory=MIGRATIONS_DIR) -> list[str]:
@@ -42,3 +44,14 @@ def migrate(database_url):
     click.echo(
         f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "")
     )
+
+
+@main.command()
+@with_appcontext
+def prune():
+    """Delete expired idempotency records and change-feed events past their retention."""
+    retention = current_app.config["EVENT_RETENTION_DAYS"] * 86400
+    with db.transaction() as conn:
+        keys = idempotency_store.prune(conn)
+        old_events = events_store.prune(conn, retention)
+    click.echo(f"pruned {keys} idempotency record(s) and {old_events} event(s)")

@@ -106,6 +106,32 @@ SETTINGS = (
         "argon2id memory in KiB for new password hashes.",
     ),
     Setting("ARGON2_PARALLELISM", "4", _positive_int, "argon2id lanes for new password hashes."),
+    Setting(
+        "IDEMPOTENCY_TTL_HOURS",
+        "24",
+        _positive_float,
+        "How long a write's Idempotency-Key record is replayed; `dataservice prune` drops it.",
+    ),
+    Setting(
+        "EVENT_RETENTION_DAYS",
+        "7",
+        _positive_float,
+        "How long change-feed events are kept; `dataservice prune` drops older ones.",
+    ),
+    Setting(
+        "EVENTS_MAX_WAITERS",
+        "2",
+        _positive_int,
+        "Long-polling feed readers one worker process holds at once; more get an answer "
+        "at once, so waiting readers never take every worker thread.",
+    ),
+    Setting(
+        "DATABASE_LISTEN_URL",
+        "",
+        str,
+        "Direct (not transaction-pooled) PostgreSQL URL for LISTEN; default DATABASE_URL.",
+        secret=True,
+    ),
 )
 """Settings the application reads. gunicorn.conf.py reads HOST, PORT, WEB_WORKERS, WEB_THREADS,
 WEB_TIMEOUT and WEB_GRACEFUL_TIMEOUT itself, before any application code runs."""

@@ -10,11 +10,11 @@ import logging
 import select
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from time import monotonic
 
 import psycopg
-from flask import Flask, current_app
+from flask import Flask, current_app, g
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -138,9 +138,29 @@ def get() -> Database:
     return current_app.extensions["db"]
 
 
+@contextmanager
+def request_transaction() -> Iterator[psycopg.Connection]:
+    """One transaction for everything the rest of this request does: `connection()` and
+    `transaction()` hand out its connection until the block ends. Idempotency records and
+    batches use it so that several operations and their bookkeeping commit together."""
+    if g.get("request_conn") is not None:  # already inside one (a batch sent with a key)
+        yield g.request_conn
+        return
+    with get().transaction() as conn:
+        g.request_conn = conn
+        try:
+            yield conn
+        finally:
+            g.request_conn = None
+
+
 def connection():
-    return get().connection()
+    """A connection for reads: the request's transaction when one is open, else a pooled one."""
+    shared = g.get("request_conn")
+    return nullcontext(shared) if shared is not None else get().connection()
 
 
 def transaction():
-    return get().transaction()
+    """A transaction for writes: the request's when one is open, else a new one."""
+    shared = g.get("request_conn")
+    return nullcontext(shared) if shared is not None else get().transaction()

@@ -64,6 +64,30 @@ class InvalidCredentials(ServiceError):
         super().__init__("the login or the password is wrong")
 
 
+class BadRequest(ServiceError):
+    status, slug, title = 400, "bad-request", "Bad Request"
+
+
+class IdempotencyKeyReused(ServiceError):
+    status, slug, title = 422, "idempotency-key-reused", "Unprocessable Entity"
+
+    def __init__(self):
+        super().__init__(
+            "this Idempotency-Key was used for a different request (method, path or "
+            "body); use a new key for a new request"
+        )
+
+
+class IdempotencyKeyInProgress(ServiceError):
+    status, slug, title = 409, "idempotency-key-in-progress", "Conflict"
+
+    def __init__(self):
+        super().__init__(
+            "a request with this Idempotency-Key is still running; retry shortly",
+            headers={"Retry-After": "1"},
+        )
+
+
 class Unavailable(ServiceError):
     """The database cannot serve the request now: unreachable, pool exhausted, statement timeout."""
 

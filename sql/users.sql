@@ -69,11 +69,11 @@ UPDATE users
    AND password_hash = :old_hash;
 
 -- name: delete_user(user_id, versions)^
--- Deletes one user if the version matches, as update_user does.
+-- Deletes one user if the version matches, as update_user does; returns the user as it was.
 DELETE FROM users
  WHERE id = :user_id
    AND (:versions::integer[] IS NULL OR version = ANY (:versions::integer[]))
-RETURNING id;
+RETURNING id, email, username, version, created_at, updated_at;
 
 -- The four list queries below differ only in their keyset and order. Each filter is off when
 -- its parameter is NULL. They run unprepared (see store/users.py), so PostgreSQL plans each call

@@ -6,7 +6,7 @@ and GETs honour `If-None-Match` (unchanged: 304).
 
 import re
 
-from flask import Response, current_app, request, url_for
+from flask import Response, current_app, g, request, url_for
 
 from .. import db
 from ..errors import InvalidCredentials, NotFound
@@ -20,8 +20,10 @@ from ..schemas.users import (
     UserPage,
     UserPatch,
 )
+from ..store import events
 from ..store import users as store
 from . import cursors
+from .idempotency import idempotent
 from .parsing import Blueprint
 
 blp = Blueprint(
@@ -32,6 +34,7 @@ blp = Blueprint(
 )
 
 _USERNAME = re.compile(USERNAME_PATTERN)
+_USER_OUT = UserOut()
 _FILTERS = ("email", "username", "username_prefix", "created_after", "created_before")
 ETAG_HEADER = {
     "ETag": {
@@ -68,6 +71,18 @@ def _read(user: dict):
     return user, _etag(user)
 
 
+def _record(conn, event_type: str, user: dict) -> None:
+    """The outbox event of a change, in the change's transaction."""
+    events.append(
+        conn,
+        type=event_type,
+        entity="user",
+        entity_id=user["id"],
+        actor=g.get("client_name"),
+        data=_USER_OUT.dump(user),
+    )
+
+
 def _password_hash(data: dict) -> str:
     """The hash to store: the caller's own PHC hash as is, or argon2id of the plain password."""
     if "hashed_password" in data:
@@ -79,6 +94,7 @@ def _password_hash(data: dict) -> str:
 
 
 @blp.route("", methods=["POST"], strict_slashes=False)
+@idempotent
 @blp.arguments(UserCreate)
 @blp.response(
     201,
@@ -96,6 +112,7 @@ def create_user(data):
         user = store.create_user(
             conn, email=data["email"], username=data["username"], password_hash=password_hash
         )
+        _record(conn, "user.created", user)
     return user, {"Location": url_for("users.get_user", user_id=user["id"]), **_etag(user)}
 
 
@@ -161,6 +178,7 @@ def get_user_by_email(email):
 
 
 @blp.route("/<bigint:user_id>", methods=["PATCH"])
+@idempotent
 @blp.arguments(UserPatch, content_type="application/merge-patch+json")
 @blp.response(200, UserOut, headers=ETAG_HEADER)
 @blp.alt_response(404, description="No user has this id.")
@@ -176,10 +194,12 @@ def update_user(data, user_id):
             username=data.get("username"),
             versions=_if_match_versions(),
         )
+        _record(conn, "user.updated", user)
     return user, _etag(user)
 
 
 @blp.route("/<bigint:user_id>/password", methods=["PUT"])
+@idempotent
 @blp.arguments(PasswordChange)
 @blp.response(204, headers=ETAG_HEADER)
 @blp.alt_response(404, description="No user has this id.")
@@ -189,21 +209,25 @@ def set_password(data, user_id):
     password_hash = _password_hash(data)
     with db.transaction() as conn:
         user = store.set_password_hash(conn, user_id, password_hash, _if_match_versions())
+        _record(conn, "user.password_changed", user)
     return None, 204, _etag(user)
 
 
 @blp.route("/<bigint:user_id>", methods=["DELETE"])
+@idempotent
 @blp.response(204)
 @blp.alt_response(404, description="No user has this id.")
 @blp.alt_response(412, description="If-Match names a version that is no longer current.")
 def delete_user(user_id):
     """Delete a user."""
     with db.transaction() as conn:
-        store.delete_user(conn, user_id, _if_match_versions())
+        user = store.delete_user(conn, user_id, _if_match_versions())
+        _record(conn, "user.deleted", user)
     return None, 204
 
 
 @blp.route("/verify-credentials", methods=["POST"])
+@idempotent
 @blp.arguments(Credentials)
 @blp.response(200, UserOut, headers=ETAG_HEADER)
 @blp.alt_response(401, description="The login or the password is wrong (the same answer for both).")

@@ -101,9 +101,12 @@ def rehash_password(conn: psycopg.Connection, user_id: int, old_hash: str, new_h
     queries.users.rehash_password(conn, user_id=user_id, old_hash=old_hash, new_hash=new_hash)
 
 
-def delete_user(conn: psycopg.Connection, user_id: int, versions: list[int] | None) -> None:
-    if queries.users.delete_user(conn, user_id=user_id, versions=versions) is None:
+def delete_user(conn: psycopg.Connection, user_id: int, versions: list[int] | None) -> dict:
+    """Deletes the user; returns it as it was."""
+    row = queries.users.delete_user(conn, user_id=user_id, versions=versions)
+    if row is None:
         _missing_or_stale(conn, user_id)
+    return row
 
 
 def list_users(

@@ -1,0 +1,2 @@
+-- Undoes 0006.create-idempotency-keys.
+DROP TABLE idempotency_keys;

@@ -1,0 +1,22 @@
+-- The outbox and the change feed. See migrations/0005.create-events.sql for the ordering rule.
+
+-- name: append_event(type, entity, entity_id, actor, data)!
+-- Records one change; runs in the transaction that made the change.
+INSERT INTO events (type, entity, entity_id, actor, data)
+VALUES (:type, :entity, :entity_id, :actor, :data);
+
+-- name: list_events(after_xid, after_id, types, limit)
+-- The next events in commit-safe order: after the cursor's (xid, id), and only from transactions
+-- older than every transaction still running, so none can still commit behind the cursor.
+SELECT id, xid::text::bigint AS xid, type, entity, entity_id, occurred_at, actor, data
+  FROM events
+ WHERE (xid, id) > (:after_xid::text::xid8, :after_id::bigint)
+   AND xid < pg_snapshot_xmin(pg_current_snapshot())
+   AND (:types::text[] IS NULL OR type = ANY (:types::text[]))
+ ORDER BY xid, id
+ LIMIT :limit;
+
+-- name: prune_events(retention_seconds)!
+-- Deletes events older than the retention.
+DELETE FROM events
+ WHERE occurred_at < now() - make_interval(secs => :retention_seconds);

@@ -1,0 +1,126 @@
+"""Atomic batches: every operation under its single-endpoint rules, all committed or none."""
+
+import pytest
+
+from .support import new_user
+
+
+def create_op(n, **fields):
+    return {"method": "POST", "path": "/api/v1/users", "body": new_user(n, **fields)}
+
+
+def batch(client, operations, **headers):
+    return client.post("/api/v1/batch", json={"operations": operations}, headers=headers)
+
+
+def count(db, table):
+    return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def test_mixed_batch_commits_everything_and_returns_each_result(client, db):
+    client.post("/api/v1/users", json=new_user(0))
+    response = batch(
+        client,
+        [
+            create_op(1),
+            {
+                "method": "PATCH",
+                "path": "/api/v1/users/1",
+                "body": {"username": "zero"},
+                "headers": {"If-Match": '"1"'},
+            },
+            {
+                "method": "PUT",
+                "path": "/api/v1/users/1/password",
+                "body": {"password": "long enough"},
+            },
+            {"method": "DELETE", "path": "/api/v1/users/2"},
+        ],
+    )
+    assert response.status_code == 200, response.get_json()
+    results = response.get_json()["results"]
+    assert [r["status"] for r in results] == [201, 200, 204, 204]
+    assert results[0]["body"]["username"] == "user1"
+    assert results[1]["body"]["username"] == "zero"
+    assert results[2]["body"] is None
+    assert count(db, "users") == 1
+    assert [t for (t,) in db.execute("SELECT type FROM events ORDER BY id").fetchall()] == [
+        "user.created",
+        "user.created",
+        "user.updated",
+        "user.password_changed",
+        "user.deleted",
+    ]
+
+
+def test_a_failure_at_operation_500_leaves_no_row_and_no_event(client, db):
+    operations = [create_op(n) for n in range(1000)]
+    operations[499] = create_op(499, username="USER3")  # clashes with operation 3
+    response = batch(client, operations)
+    assert response.status_code == 409
+    problem = response.get_json()
+    assert problem["index"] == 499
+    assert problem["errors"] == {"username": ["Already taken (case-insensitive)."]}
+    assert problem["type"] == "urn:dataservice:problem:conflict"
+    assert response.mimetype == "application/problem+json"
+    assert count(db, "users") == 0 and count(db, "events") == 0
+
+
+def test_an_invalid_operation_fails_the_batch_with_its_status_and_index(client, db):
+    response = batch(client, [create_op(1), create_op(2, email="nope")])
+    assert response.status_code == 422
+    assert response.get_json()["index"] == 1 and "email" in response.get_json()["errors"]
+    user = client.post("/api/v1/users", json=new_user(9)).get_json()
+    delete = {"method": "DELETE", "path": f"/api/v1/users/{user['id']}"}
+    stale = batch(client, [create_op(1), {**delete, "headers": {"If-Match": '"5"'}}])
+    assert stale.status_code == 412 and stale.get_json()["index"] == 1
+    missing = batch(client, [{"method": "DELETE", "path": "/api/v1/users/77"}])
+    assert missing.status_code == 404 and missing.get_json()["index"] == 0
+    assert count(db, "users") == 1
+
+
+def test_a_batch_of_a_thousand_creates_commits(client, db):
+    response = batch(client, [create_op(n) for n in range(1000)])
+    assert response.status_code == 200
+    assert count(db, "users") == 1000 and count(db, "events") == 1000
+
+
+@pytest.mark.parametrize(
+    "operations",
+    [
+        [],
+        [create_op(n) for n in range(1001)],
+        [{"method": "GET", "path": "/api/v1/users/1"}],
+        [{"method": "POST", "path": "/health"}],
+        [{"method": "POST", "path": "/api/v1/batch", "body": {"operations": []}}],
+        [
+            {
+                "method": "POST",
+                "path": "/api/v1/users",
+                "body": new_user(),
+                "headers": {"Idempotency-Key": "nested"},
+            }
+        ],
+        [{"method": "POST"}],
+        [{"method": "POST", "path": "/api/v1/users", "extra": 1}],
+        ["not an object"],
+    ],
+)
+def test_malformed_batch_is_422(client, db, operations):
+    response = batch(client, operations)
+    assert response.status_code == 422
+    assert count(db, "users") == 0
+
+
+def test_batch_with_an_idempotency_key_is_replayed(client, db):
+    first = batch(client, [create_op(1), create_op(2)], **{"Idempotency-Key": "batch-1"})
+    again = batch(client, [create_op(1), create_op(2)], **{"Idempotency-Key": "batch-1"})
+    assert first.status_code == again.status_code == 200
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_data() == first.get_data()
+    assert count(db, "users") == 2
+
+
+def test_operation_on_an_unknown_path_is_404_with_index(client):
+    response = batch(client, [{"method": "POST", "path": "/api/v1/nothing", "body": {}}])
+    assert response.status_code == 404 and response.get_json()["index"] == 0

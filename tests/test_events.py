@@ -1,0 +1,187 @@
+"""The outbox and the change feed: every committed change once, in commit-safe order."""
+
+import json
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+from psycopg.types.json import Jsonb
+
+from dataservice.cli import main
+
+from .support import new_user
+
+SECRET = "the plain password itself"
+
+
+def feed(client, query=""):
+    response = client.get(f"/api/v1/events?{query}")
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def drain(client, cursor=None, query="limit=1000"):
+    """Every event available now after `cursor`; returns (events, last cursor)."""
+    events = []
+    while True:
+        page = feed(client, query + (f"&after={cursor}" if cursor else ""))
+        events += page["items"]
+        if not page["items"] or page["next_cursor"] == cursor:
+            return events, page["next_cursor"]
+        cursor = page["next_cursor"]
+
+
+def test_every_write_appends_its_event(client, db):
+    user = client.post("/api/v1/users", json=new_user()).get_json()
+    url = f"/api/v1/users/{user['id']}"
+    client.patch(url, json={"username": "renamed"})
+    client.put(url + "/password", json={"password": SECRET})
+    client.delete(url)
+    events = feed(client)["items"]
+    assert [e["type"] for e in events] == [
+        "user.created",
+        "user.updated",
+        "user.password_changed",
+        "user.deleted",
+    ]
+    assert all(e["entity"] == "user" and e["entity_id"] == user["id"] for e in events)
+    assert events[0]["data"] == user
+    assert events[1]["data"]["username"] == "renamed"
+    assert events[3]["data"]["username"] == "renamed"  # a delete carries the user as it was
+    assert set(events[0]) == {"id", "type", "entity", "entity_id", "occurred_at", "actor", "data"}
+    (raw,) = db.execute("SELECT string_agg(data::text, ' ') FROM events").fetchone()
+    assert SECRET not in raw and "$2b$" not in raw and "argon2" not in raw
+    assert "password" not in raw
+
+
+def test_a_failed_write_leaves_no_event(client, db):
+    client.post("/api/v1/users", json=new_user(1))
+    assert client.post("/api/v1/users", json=new_user(2, username="USER1")).status_code == 409
+    assert client.patch("/api/v1/users/1", json={"email": "x"}).status_code == 422
+    assert client.delete("/api/v1/users/1", headers={"If-Match": '"9"'}).status_code == 412
+    assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 1
+
+
+def test_pages_cursor_limit_and_types(client):
+    for n in range(5):
+        client.post("/api/v1/users", json=new_user(n))
+    client.patch("/api/v1/users/2", json={"username": "two"})
+    first = feed(client, "limit=2")
+    assert [e["entity_id"] for e in first["items"]] == [1, 2]
+    rest = feed(client, f"after={first['next_cursor']}")
+    assert [e["type"] for e in rest["items"]] == ["user.created"] * 3 + ["user.updated"]
+    empty = feed(client, f"after={rest['next_cursor']}")
+    assert empty == {"items": [], "next_cursor": rest["next_cursor"]}
+    updates = feed(client, "types=user.updated,user.deleted")
+    assert [e["type"] for e in updates["items"]] == ["user.updated"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=0",
+        "limit=1001",
+        "types=user.exploded",
+        "wait=31",
+        "wait=-1",
+        "after=bogus",
+        "since=1",
+    ],
+)
+def test_bad_feed_parameters_are_4xx_problems(client, query):
+    response = client.get(f"/api/v1/events?{query}")
+    assert response.status_code in (400, 422)
+    assert response.mimetype == "application/problem+json"
+
+
+def insert_event(conn, entity_id):
+    conn.execute(
+        "INSERT INTO events (type, entity, entity_id, data) "
+        "VALUES ('user.created', 'user', %s, %s)",
+        (entity_id, Jsonb({})),
+    )
+
+
+def test_transactions_committing_in_reverse_order_are_each_delivered_once(client, database_url):
+    with psycopg.connect(database_url) as early, psycopg.connect(database_url) as late:
+        insert_event(early, 1)  # begins first, gets the lower id and xid
+        insert_event(late, 2)
+        late.commit()  # ...but commits last-begun first
+        seen, cursor = drain(client)
+        assert seen == []  # 2 is held back: 1 could still commit behind it
+        early.commit()
+    seen, cursor = drain(client, cursor)
+    assert [e["entity_id"] for e in seen] == [1, 2]
+    assert drain(client, cursor)[0] == []
+
+
+def test_long_poll_wakes_within_a_second_of_a_commit(make_app, serve):
+    app = make_app()
+    base = serve(app)
+    cursor = feed(app.test_client())["next_cursor"]
+    result = {}
+
+    def poll():
+        started = time.monotonic()
+        with urllib.request.urlopen(
+            f"{base}/api/v1/events?wait=10&after={cursor}", timeout=20
+        ) as response:
+            result["body"] = json.load(response)
+        result["answered"] = time.monotonic()
+        result["started"] = started
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    time.sleep(1.0)  # the poller is waiting now
+    assert "body" not in result
+    app.test_client().post("/api/v1/users", json=new_user())
+    committed = time.monotonic()
+    poller.join(15)
+    assert [e["type"] for e in result["body"]["items"]] == ["user.created"]
+    assert result["answered"] - committed < 1.0
+
+
+def test_long_poll_without_news_ends_after_the_wait(client):
+    started = time.monotonic()
+    page = feed(client, "wait=1")
+    assert page["items"] == [] and 0.9 < time.monotonic() - started < 3
+
+
+def test_consumer_beside_four_writers_sees_every_event_exactly_once(make_app, serve, db):
+    app = make_app(DATABASE_POOL_MAX_SIZE=8)
+    stop = threading.Event()
+
+    def write(worker):
+        client = app.test_client()
+        n = 0
+        while not stop.is_set() and n < 40:
+            n += 1
+            client.post("/api/v1/users", json=new_user(1000 * worker + n))
+
+    seen = []
+    cursor = None
+    with ThreadPoolExecutor(4) as writers:
+        futures = [writers.submit(write, w) for w in range(4)]
+        consumer = app.test_client()
+        while not all(f.done() for f in futures):
+            page = feed(consumer, "limit=7" + (f"&after={cursor}" if cursor else ""))
+            seen += [e["id"] for e in page["items"]]
+            cursor = page["next_cursor"]
+    rest, _ = drain(app.test_client(), cursor)
+    seen += [e["id"] for e in rest]
+    all_ids = [row[0] for row in db.execute("SELECT id FROM events ORDER BY id").fetchall()]
+    assert len(all_ids) == 160
+    assert len(seen) == len(set(seen)) and sorted(seen) == all_ids
+
+
+def test_prune_removes_events_past_the_retention(client, db, database_url):
+    client.post("/api/v1/users", json=new_user(1))
+    client.post("/api/v1/users", json=new_user(2))
+    db.execute("UPDATE events SET occurred_at = now() - interval '8 days' WHERE entity_id = 1")
+    result = CliRunner().invoke(main, ["prune"], env={"DATABASE_URL": database_url})
+    assert "1 event(s)" in result.output, result.output
+    assert [e["entity_id"] for e in feed(client)["items"]] == [2]
