@@ -7,6 +7,14 @@ INSERT INTO users (email, username, password_hash)
 VALUES (:email, :username, :password_hash)
 RETURNING id, email, username, version, created_at, updated_at;
 
+-- name: create_users(emails, usernames, password_hashes)
+-- Inserts many users in one statement (a batch's run of creates); the arrays are parallel.
+INSERT INTO users (email, username, password_hash)
+SELECT email, username, password_hash
+  FROM unnest(:emails::text[], :usernames::text[], :password_hashes::text[])
+       AS new (email, username, password_hash)
+RETURNING id, email, username, version, created_at, updated_at;
+
 -- name: get_user_by_id(user_id)^
 -- One user by primary key, or no row.
 SELECT id, email, username, version, created_at, updated_at

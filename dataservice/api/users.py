@@ -116,6 +116,31 @@ def create_user(data):
     return user, {"Location": url_for("users.get_user", user_id=user["id"]), **_etag(user)}
 
 
+def create_many(conn, bodies: list[dict]) -> list[dict]:
+    """Creates users from validated UserCreate bodies in one statement, with their events: a
+    batch's run of creates. Raises Conflict for the lot when any of them clashes."""
+    users = store.create_users(
+        conn,
+        [
+            {
+                "email": body["email"],
+                "username": body["username"],
+                "password_hash": _password_hash(body),
+            }
+            for body in bodies
+        ],
+    )
+    dumped = _USER_OUT.dump(users, many=True)
+    events.append_many(
+        conn,
+        type="user.created",
+        entity="user",
+        actor=g.get("client_name"),
+        changes=[(user["id"], user) for user in dumped],
+    )
+    return dumped
+
+
 @blp.route("", methods=["GET"], strict_slashes=False)
 @blp.arguments(UserListArgs, location="query")
 @blp.response(200, UserPage)

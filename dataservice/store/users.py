@@ -49,6 +49,24 @@ def create_user(conn: psycopg.Connection, *, email: str, username: str, password
         raise _conflict(exc) from None
 
 
+def create_users(conn: psycopg.Connection, users: list[dict]) -> list[dict]:
+    """Inserts every {email, username, password_hash} in one statement; returns the rows in the
+    order given. A clash anywhere (also between two of them) is a Conflict for the lot."""
+    try:
+        rows = list(
+            queries.users.create_users(
+                conn,
+                emails=[u["email"] for u in users],
+                usernames=[u["username"] for u in users],
+                password_hashes=[u["password_hash"] for u in users],
+            )
+        )
+    except pg_errors.UniqueViolation as exc:
+        raise _conflict(exc) from None
+    by_username = {row["username"]: row for row in rows}
+    return [by_username[u["username"]] for u in users]
+
+
 def get_user(conn: psycopg.Connection, user_id: int) -> dict:
     return _found(queries.users.get_user_by_id(conn, user_id=user_id), "id")
 
