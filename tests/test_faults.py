@@ -1,0 +1,198 @@
+"""Faults against a PostgreSQL cluster of the test's own: a restart under load, exhaustion, a
+connection killed inside a write. Every answer is a 2xx or a 503 problem; nothing acknowledged
+is lost; nothing half-written is visible."""
+
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import psycopg
+import pytest
+
+from dataservice import create_app
+from dataservice import db as db_module
+from dataservice.cli import apply_migrations
+from dataservice.store import users as users_store
+
+from .private_cluster import PrivateCluster
+from .support import FAST_ARGON2, new_user
+
+POOL_TIMEOUT = 2.0
+OUTAGE_SECONDS = float(os.environ.get("FAULT_OUTAGE_SECONDS", "2"))
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    cluster = PrivateCluster()
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture
+def fault_url(cluster):
+    name = "faults_" + uuid.uuid4().hex[:8]
+    with psycopg.connect(cluster.url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = cluster.url_for(name)
+    apply_migrations(url)
+    yield url
+    with psycopg.connect(cluster.url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def fault_app(fault_url):
+    app = create_app(
+        {
+            "DATABASE_URL": fault_url,
+            "DATABASE_POOL_MIN_SIZE": 4,
+            "DATABASE_POOL_MAX_SIZE": 4,
+            "DATABASE_POOL_TIMEOUT": POOL_TIMEOUT,
+            **FAST_ARGON2,
+        }
+    )
+    yield app
+    app.extensions["db"].close()
+
+
+def call(method, url, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, content_type, payload = (
+                response.status,
+                response.headers["Content-Type"],
+                json.load(response),
+            )
+    except urllib.error.HTTPError as error:
+        status, content_type, payload = error.code, error.headers["Content-Type"], json.load(error)
+    return status, content_type, payload, started, time.monotonic()
+
+
+def test_restart_under_load_loses_nothing_acknowledged(cluster, fault_app, fault_url, serve):
+    base = serve(fault_app)
+    stop = threading.Event()
+    answers = []
+    acknowledged = []
+
+    def client(worker):
+        n = 0
+        while not stop.is_set():
+            n += 1
+            answer = call("POST", base + "/api/v1/users", new_user(10_000 * worker + n))
+            answers.append(answer)
+            if answer[0] == 201:
+                acknowledged.append(answer[2]["id"])
+                answers.append(call("GET", f"{base}/api/v1/users/{answer[2]['id']}"))
+
+    threads = [threading.Thread(target=client, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1.0)
+        cluster.stop("fast")
+        time.sleep(OUTAGE_SECONDS)
+        cluster.start()
+        back = time.monotonic()
+        time.sleep(6.0)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+    statuses = {status for status, *_ in answers}
+    assert statuses <= {200, 201, 503}, statuses
+    assert 503 in statuses  # the outage was seen
+    for status, content_type, payload, started, ended in answers:
+        assert ended - started < POOL_TIMEOUT + 1.5, (status, ended - started)
+        if status == 503:
+            assert content_type == "application/problem+json"
+            assert payload["type"] == "urn:dataservice:problem:unavailable"
+    resumed = min(
+        ended
+        for status, _, _, started, ended in answers
+        if status in (200, 201) and started >= back
+    )
+    print(f"service resumed {resumed - back:.2f} s after the database was back")
+    assert resumed - back < 5.0
+    late = [status for status, _, _, started, _ in answers if started > back + 5.0]
+    assert late and set(late) <= {200, 201}  # fully normal again
+    with psycopg.connect(fault_url) as conn:
+        stored = {row[0] for row in conn.execute("SELECT id FROM users").fetchall()}
+    assert set(acknowledged) <= stored
+
+
+def test_all_connections_busy_gives_503_within_the_pool_timeout(fault_app):
+    database = fault_app.extensions["db"]
+    release = threading.Event()
+    holding = threading.Barrier(5)
+
+    def hold():
+        with database.connection():
+            holding.wait()
+            release.wait(10)
+
+    holders = [threading.Thread(target=hold) for _ in range(4)]
+    for holder in holders:
+        holder.start()
+    try:
+        holding.wait(10)
+        started = time.monotonic()
+        response = fault_app.test_client().get("/api/v1/users/1")
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+        for holder in holders:
+            holder.join()
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert POOL_TIMEOUT - 0.2 < elapsed < POOL_TIMEOUT + 1.0
+
+
+def test_connection_killed_inside_a_write_leaves_nothing_behind(fault_app, fault_url):
+    def two_writes():
+        with db_module.transaction() as conn:
+            users_store.create_user(
+                conn,
+                email="half@example.com",
+                username="half",
+                password_hash=new_user()["hashed_password"],
+            )
+            conn.execute("SELECT pg_sleep(10)")
+            users_store.create_user(
+                conn,
+                email="other@example.com",
+                username="other",
+                password_hash=new_user()["hashed_password"],
+            )
+        return {"ok": True}
+
+    fault_app.add_url_rule("/test-two-writes", "two_writes", two_writes, methods=["POST"])
+    result = {}
+    writer = threading.Thread(
+        target=lambda: result.update(response=fault_app.test_client().post("/test-two-writes"))
+    )
+    writer.start()
+    with psycopg.connect(fault_url, autocommit=True) as admin:
+        for _ in range(100):
+            sleeping = admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%%' "
+                "AND datname = current_database()"
+            ).fetchall()
+            if sleeping:
+                break
+            time.sleep(0.05)
+        assert sleeping, "the write never reached its pause"
+        admin.execute("SELECT pg_terminate_backend(%s)", (sleeping[0][0],))
+        writer.join(10)
+        assert result["response"].status_code == 503
+        assert admin.execute("SELECT count(*) FROM users").fetchone()[0] == 0
+        assert admin.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+    assert fault_app.test_client().get("/api/v1/users/1").status_code == 404  # healthy again

@@ -1,0 +1,206 @@
+"""A corpus of hostile values sent to every field and path parameter. Each gets a 4xx problem,
+or is stored and returned exactly as sent; none is a 500; an error changes nothing."""
+
+import json
+
+import pytest
+
+from .support import BCRYPT_HASH, new_user
+
+HOSTILE = [
+    "'; DROP TABLE users; --",
+    '" OR 1=1 --',
+    "1; SELECT pg_sleep(10)",
+    "$$; DELETE FROM users; $$",
+    "%s%s%(x)s{0}",
+    "\x00",
+    "a\x00b",
+    "\x01\x07\x1b[31m\x7f",
+    "line\nbreak\r\n",
+    "\u202e\u200b\ufeff",
+    "😀" * 10,
+    "x" * 1_000_000,
+    "",
+    " ",
+    "../../etc/passwd",
+    "<script>alert(1)</script>",
+    2**64,
+    -(2**63) - 1,
+    1.5,
+    1e308,
+    True,
+    None,
+    [],
+    {},
+    [[[[[[[[[[[]]]]]]]]]]],
+    {"$gt": ""},
+]
+USER_FIELDS = ["email", "username", "password", "hashed_password"]
+
+
+def send(client, method, path, body):
+    """JSON through the standard library, which (unlike the app's orjson) writes any integer."""
+    return client.open(path, method=method, data=json.dumps(body), content_type="application/json")
+
+
+def snapshot(db):
+    return db.execute(
+        "SELECT id, email, username, password_hash, version FROM users ORDER BY id"
+    ).fetchall(), db.execute("SELECT count(*) FROM events").fetchone()[0]
+
+
+def assert_safe(response, db, before, sent=None, field=None):
+    assert response.status_code < 500, (response.status_code, response.get_data()[:300])
+    if response.status_code >= 400:
+        assert response.mimetype == "application/problem+json"
+        assert snapshot(db) == before
+    elif sent is not None and field in ("email", "username"):
+        assert response.get_json()[field] == sent
+
+
+@pytest.fixture
+def existing(client):
+    return client.post("/api/v1/users", json=new_user(0)).get_json()
+
+
+@pytest.mark.parametrize("field", USER_FIELDS)
+def test_create_fields(client, db, existing, field):
+    for value in HOSTILE:
+        body = {"email": "h@example.com", "username": "hostile", "password": "long enough"}
+        if field == "hashed_password":
+            body.pop("password")
+        body[field] = value
+        before = snapshot(db)
+        response = send(client, "POST", "/api/v1/users", body)
+        assert_safe(response, db, before, value, field)
+        if response.status_code == 201:
+            client.delete(response.headers["Location"])
+
+
+@pytest.mark.parametrize("field", ["email", "username"])
+def test_patch_fields(client, db, existing, field):
+    for value in HOSTILE:
+        before = snapshot(db)
+        response = send(client, "PATCH", f"/api/v1/users/{existing['id']}", {field: value})
+        assert_safe(response, db, before, value, field)
+
+
+@pytest.mark.parametrize("field", ["login", "password"])
+def test_verify_credentials_fields(client, db, existing, field):
+    before = snapshot(db)
+    for value in HOSTILE:
+        body = {"login": "user0", "password": "wrong but long", field: value}
+        response = send(client, "POST", "/api/v1/users/verify-credentials", body)
+        assert_safe(response, db, before)
+        assert response.status_code != 200
+
+
+PATH_VALUES = [
+    "'; DROP TABLE users; --",
+    "%00",
+    "a%00b",
+    "%FF%FE",
+    "%ED%A0%80",
+    "1%20OR%201=1",
+    "9" * 400,
+    "-1",
+    "1e3",
+    "0x10",
+    "%2e%2e%2f",
+    "..",
+    "%0d%0aSet-Cookie:%20x=1",
+]
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "/api/v1/users/{}",
+        "/api/v1/users/by-username/{}",
+        "/api/v1/users/by-email/{}",
+        "/api/v1/users/{}/password",
+    ],
+)
+def test_path_parameters(client, db, existing, template):
+    before = snapshot(db)
+    for value in PATH_VALUES:
+        for method in ("GET", "PATCH", "DELETE", "PUT"):
+            response = client.open(template.format(value), method=method, json={"username": "x_y"})
+            assert_safe(response, db, before)
+
+
+QUERY_PARAMS = [
+    "limit",
+    "cursor",
+    "sort",
+    "email",
+    "username",
+    "username_prefix",
+    "created_after",
+    "created_before",
+    "count",
+]
+
+
+def test_list_query_parameters(client, db, existing):
+    for param in QUERY_PARAMS:
+        for value in [*PATH_VALUES, "", "1" * 100]:
+            response = client.get(f"/api/v1/users?{param}={value}")
+            assert response.status_code in (200, 400, 422), (param, value)
+
+
+@pytest.mark.parametrize(
+    "raw, content_type",
+    [
+        (b"", "application/json"),
+        (b"\xff\xfe\xfd", "application/json"),
+        (b'{"email": "\xed\xa0\x80@x.io"}', "application/json"),  # CESU-8 surrogate bytes
+        (b'{"username": "\\udc00"}', "application/json"),
+        (b"[" * 50_000, "application/json"),
+        (b'{"email": 1, "email": 2}', "application/json"),
+        (json.dumps(new_user()).encode(), "text/plain"),
+        (json.dumps(new_user()).encode(), "application/x-www-form-urlencoded"),
+        (json.dumps(new_user()).encode(), "application/jsonx"),
+        (b"null", "application/json"),
+        (b"123456789012345678901234567890", "application/json"),
+        (b'"just a string"', "application/json"),
+    ],
+)
+def test_raw_bodies(client, db, existing, raw, content_type):
+    before = snapshot(db)
+    for method, path in [
+        ("POST", "/api/v1/users"),
+        ("PATCH", "/api/v1/users/1"),
+        ("PUT", "/api/v1/users/1/password"),
+        ("POST", "/api/v1/users/verify-credentials"),
+        ("POST", "/api/v1/batch"),
+    ]:
+        response = client.open(path, method=method, data=raw, content_type=content_type)
+        assert_safe(response, db, before)
+        assert 400 <= response.status_code < 500, (method, path)
+
+
+def test_batch_operation_fields(client, db, existing):
+    before = snapshot(db)
+    for value in HOSTILE:
+        for operation in (
+            {"method": value, "path": "/api/v1/users", "body": new_user(5)},
+            {"method": "POST", "path": value, "body": new_user(5)},
+            {"method": "POST", "path": "/api/v1/users", "body": value},
+            {"method": "POST", "path": "/api/v1/users", "body": new_user(5), "headers": value},
+        ):
+            if operation.get("headers", "absent") == {}:
+                continue  # an empty header map is valid
+            response = send(client, "POST", "/api/v1/batch", {"operations": [operation]})
+            assert_safe(response, db, before)
+            assert response.status_code >= 400, operation
+
+
+def test_stored_exactly_as_sent(client):
+    tricky = {
+        "email": "O'Brien+tag@example.com",
+        "username": "o.brien-_x",
+        "hashed_password": BCRYPT_HASH,
+    }
+    created = client.post("/api/v1/users", json=tricky).get_json()
+    assert client.get(f"/api/v1/users/{created['id']}").get_json()["email"] == tricky["email"]
