@@ -84,6 +84,44 @@ def test_every_error_a_client_can_get_is_documented_as_a_problem(spec):
                 assert content == {"application/problem+json": {"schema": problem_ref}}, where
 
 
+def test_a_new_endpoint_gets_its_problem_responses_without_declaring_them():
+    from marshmallow import Schema, fields
+
+    from dataservice import create_app
+    from dataservice.api.parsing import Blueprint
+    from dataservice.openapi import ServiceApi, touches_no_database
+
+    class Note(Schema):
+        text = fields.String(required=True)
+
+    blp = Blueprint("notes", __name__, url_prefix="/notes")
+
+    @blp.route("/<int:note_id>", methods=["PUT"])
+    @blp.arguments(Note)
+    @blp.response(200, Note)
+    def put_note(data, note_id):
+        return data
+
+    @blp.route("/count", methods=["GET"])
+    @touches_no_database
+    @blp.response(200, Note)
+    def count_notes():
+        return {"text": "0"}
+
+    app = create_app({"DATABASE_URL": "postgresql://unused@127.0.0.1/unused"})
+    api = app.extensions["flask-smorest"]["apis"][""]["ext_obj"]
+    assert isinstance(api, ServiceApi)
+    api.register_blueprint(blp)
+    paths = api.spec.to_dict()["paths"]
+    put = paths["/notes/{note_id}"]["put"]
+    assert put["operationId"] == "put_note"
+    assert set(put["responses"]) == {
+        "200", "400", "404", "413", "415", "422", "500", "503", "default"
+    }  # fmt: skip
+    assert set(paths["/notes/count"]["get"]["responses"]) == {"200", "500", "default"}
+    assert "x-touches-no-database" not in paths["/notes/count"]["get"]
+
+
 def schema_validator(spec, ref):
     # The components ride along so that the schema's $refs resolve within it.
     return OAS30Validator({"$ref": ref, "components": spec["components"]})
