@@ -37,9 +37,12 @@ control_socket_disable = True
 
 
 class _JsonFormatter(logging.Formatter):
+    """The shape of the app's lines (dataservice/logs.py), without importing the app here."""
+
     def format(self, record):
+        when = datetime.fromtimestamp(record.created, UTC)
         line = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -47,7 +50,7 @@ class _JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             line["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(line)
+        return json.dumps(line, separators=(",", ":"))
 
 
 class JsonLogger(glogging.Logger):
