@@ -1,11 +1,23 @@
-"""gunicorn settings for the data service, read from the environment (see docs/ and README).
+"""gunicorn settings for the data service, read from the environment (see docs/operations.md).
 
 Each worker process builds the app and opens its own connection pool after the fork; the pool is
 closed when the worker exits, after gunicorn has finished the requests in flight.
+
+Logs: the app writes one JSON line per request to stdout, so gunicorn's access log is off (it
+would repeat each line in another format). gunicorn's own lines (boot, worker exit, timeouts)
+go to stderr, as JSON too.
 """
 
+import json
+import logging
 import multiprocessing
 import os
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gunicorn import glogging
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 worker_class = "gthread"
@@ -15,13 +27,55 @@ timeout = int(os.environ.get("WEB_TIMEOUT", "30"))
 # SIGTERM: stop accepting, let requests in flight finish for up to this long, then exit.
 graceful_timeout = int(os.environ.get("WEB_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
-accesslog = "-"
+accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Not before the fork: the pool's threads would not survive it. Each worker imports the app.
 preload_app = False
 # The control socket's default path is shared by every gunicorn on the host; we need none.
 control_socket_disable = True
+
+
+class _JsonFormatter(logging.Formatter):
+    """The shape of the app's lines (dataservice/logs.py), without importing the app here."""
+
+    def format(self, record):
+        when = datetime.fromtimestamp(record.created, UTC)
+        line = {
+            "time": when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": record.process,
+        }
+        if record.exc_info:
+            line["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(line, separators=(",", ":"))
+
+
+class JsonLogger(glogging.Logger):
+    """gunicorn's logger, writing its error log as JSON lines."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(_JsonFormatter())
+
+
+logger_class = JsonLogger
+
+
+def on_starting(server):
+    # Metrics (prometheus_client multiprocess mode): every worker writes its samples to files in
+    # this directory and a scrape adds them up. Workers inherit it; it must start empty.
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        for stale in Path(directory).glob("*.db"):
+            stale.unlink()
+    else:
+        server.made_metrics_dir = tempfile.mkdtemp(prefix="dataservice-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = server.made_metrics_dir
 
 
 def post_worker_init(worker):
@@ -33,3 +87,17 @@ def worker_exit(server, worker):
     app = getattr(worker, "wsgi", None)
     if app is not None and "db" in getattr(app, "extensions", {}):
         app.extensions["db"].close()
+        server.log.info("database pool closed (pid: %s)", worker.pid)
+
+
+def child_exit(server, worker):
+    # A dead worker's pool gauges must stop counting; its counters stay (they only go up).
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    made = getattr(server, "made_metrics_dir", None)
+    if made:
+        shutil.rmtree(made, ignore_errors=True)

@@ -1,24 +1,24 @@
 """The data service: the one HTTP gateway to the PostgreSQL database it owns."""
 
-import logging
-import re
-import uuid
 from pathlib import Path
 
-from flask import Flask, g, request
-from flask_smorest import Api
+from flask import Flask
 
 from . import config as config_module
-from . import db, errors
-from .api import batch, events, health, idempotency, users
+from . import db, errors, logs, metrics, observe
+from .api import batch, docs, events, health, idempotency, users
 from .api.converters import BigintConverter, bigint_schema
 from .db import libpq_url
 from .jsonprovider import OrjsonProvider
 from .notifier import ChangeNotifier
+from .openapi import ServiceApi
 from .passwords import Hasher
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+API_DESCRIPTION = (
+    "The one HTTP gateway to the PostgreSQL database it owns. Every error is an RFC 9457 "
+    "problem (application/problem+json) carrying the request's X-Request-ID."
+)
 
 
 def migration_ids(directory: Path = MIGRATIONS_DIR) -> set[str]:
@@ -42,9 +42,10 @@ def create_app(config: dict | None = None) -> Flask:
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS={"info": {"description": API_DESCRIPTION}},
     )
     app.json = OrjsonProvider(app)
-    logging.getLogger("dataservice").setLevel(app.config["LOG_LEVEL"])
+    logs.configure(app.config["LOG_LEVEL"])
 
     db.init_app(app)
     app.extensions["notifier"] = ChangeNotifier(
@@ -53,26 +54,19 @@ def create_app(config: dict | None = None) -> Flask:
     )
     app.extensions["hasher"] = Hasher(app.config)
     app.extensions["migrations"] = migration_ids()
+    observe.init_app(app)  # first request hooks: request id, clock; metrics and log line last
 
     app.url_map.converters["bigint"] = BigintConverter
-    api = Api(app)
+    api = ServiceApi(app)
     api.register_converter(BigintConverter, bigint_schema)
 
     api.register_blueprint(health.blp)
     api.register_blueprint(users.blp)
     api.register_blueprint(events.blp)
     api.register_blueprint(batch.blp)
+    api.register_blueprint(metrics.blp)
+    app.register_blueprint(docs.blp)  # /docs: for people, not in the OpenAPI document
     errors.init_app(app)  # after Api(): replaces flask-smorest's error handlers with ours
     idempotency.init_app(app)
-
-    @app.before_request
-    def _request_id():
-        given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-
-    @app.after_request
-    def _echo_request_id(response):
-        response.headers["X-Request-ID"] = g.get("request_id", "")
-        return response
 
     return app

@@ -15,9 +15,11 @@ from time import monotonic
 
 import psycopg
 from flask import Flask, current_app, g
+from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 
+from . import metrics
 from .errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,33 @@ def connection_is_usable(conn: psycopg.Connection) -> bool:
     except (OSError, psycopg.Error):
         return False
     return not conn.closed
+
+
+def error_kind(exc: psycopg.OperationalError) -> str:
+    """A short, bounded name for a failure that becomes a 503: a label of the
+    dataservice_db_errors_total metric."""
+    if isinstance(exc, PoolTimeout):
+        return "pool_timeout"
+    if isinstance(exc, TooManyRequests):
+        return "pool_queue_full"
+    if isinstance(exc, pg_errors.QueryCanceled):
+        return "statement_timeout"
+    if isinstance(exc, pg_errors.LockNotAvailable):
+        return "lock_timeout"
+    if exc.sqlstate and exc.sqlstate.startswith("40"):
+        return "transaction_conflict"  # deadlock or serialization failure
+    if isinstance(
+        exc, pg_errors.AdminShutdown | pg_errors.CrashShutdown | pg_errors.CannotConnectNow
+    ):
+        return "server_shutdown"
+    if exc.sqlstate is None or exc.sqlstate.startswith("08"):
+        return "connection_lost"
+    return "other"
+
+
+def _unavailable(exc: psycopg.OperationalError) -> Unavailable:
+    metrics.record_database_error(error_kind(exc))
+    return Unavailable()
 
 
 class Database:
@@ -104,7 +133,7 @@ class Database:
             yield conn
         except psycopg.OperationalError as exc:
             log.warning("database operation failed: %s: %s", type(exc).__name__, exc)
-            raise Unavailable() from exc
+            raise _unavailable(exc) from exc
         finally:
             pool.putconn(conn)  # a broken connection is discarded and replaced by the pool
 
@@ -127,7 +156,7 @@ class Database:
                 pool.putconn(conn)
         except psycopg.OperationalError as exc:  # PoolTimeout, TooManyRequests
             log.warning("no database connection available: %s", exc)
-            raise Unavailable() from exc
+            raise _unavailable(exc) from exc
 
 
 def init_app(app: Flask) -> None:

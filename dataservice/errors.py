@@ -182,12 +182,13 @@ def handle_http_exception(error: HTTPException):
 
 
 def handle_unexpected(error: BaseException):
+    # One JSON line (logs.py) with the traceback and the request id the client got.
     log.error(
-        "unhandled error in %s %s (request_id=%s)",
+        "unhandled error in %s %s",
         request.method,
         request.path,
-        g.get("request_id"),
         exc_info=error,
+        extra={"request_id": g.get("request_id")},
     )
     return problem(
         500,

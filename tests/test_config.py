@@ -50,10 +50,14 @@ def test_database_url_is_never_echoed():
     assert "hunter2-secret" not in str(error.value)
 
 
-def test_every_setting_is_in_the_readme_table():
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    documented = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", readme, re.MULTILINE))
-    gunicorn_conf = (Path(__file__).parent.parent / "gunicorn.conf.py").read_text()
+def test_every_setting_is_in_the_readme_and_operations_tables():
+    root = Path(__file__).parent.parent
+    gunicorn_conf = (root / "gunicorn.conf.py").read_text()
     gunicorn_settings = set(re.findall(r"environ\.get\(\"([A-Z_]+)\"", gunicorn_conf))
     gunicorn_settings |= set(re.findall(r"environ\.get\('([A-Z_]+)'", gunicorn_conf))
-    assert {s.name for s in config.SETTINGS} | gunicorn_settings <= documented
+    tables = {}
+    for doc in ("README.md", "docs/operations.md"):
+        text = (root / doc).read_text()
+        tables[doc] = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", text, re.MULTILINE))
+        assert {s.name for s in config.SETTINGS} | gunicorn_settings <= tables[doc], doc
+    assert tables["README.md"] == tables["docs/operations.md"]

@@ -1,9 +1,12 @@
 """What ops run: gunicorn with our config, and the Dockerfile (checked statically: no Docker
 engine runs here)."""
 
+import contextlib
+import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -14,6 +17,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
 
 from .support import FAST_ARGON2
 
@@ -38,42 +43,68 @@ def request(url, body=None):
 
 
 @pytest.fixture
-def gunicorn(database_url):
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "PORT": str(port),
-        "WEB_WORKERS": "2",
-        **{k: str(v) for k, v in FAST_ARGON2.items()},
-    }
-    process = subprocess.Popen(
-        [Path(sys.executable).parent / "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if request(base + "/health")[0] == 200:
-                break
-        except OSError:
+def start_gunicorn(database_url, tmp_path):
+    """Starts `gunicorn -c gunicorn.conf.py wsgi:app` (two workers) on a free port with extra
+    environment; returns (base URL, process, path of its combined output)."""
+    started = []
+
+    def start(**env):
+        port = free_port()
+        log_path = tmp_path / f"gunicorn-{port}.log"
+        log = log_path.open("w")
+        process = subprocess.Popen(
+            [Path(sys.executable).parent / "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "DATABASE_URL": database_url,
+                "PORT": str(port),
+                "WEB_WORKERS": "2",
+                **{k: str(v) for k, v in FAST_ARGON2.items()},
+                **env,
+            },
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        started.append(process)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        # Both workers booted and one answering; a file, not a pipe, so output never blocks.
+        while True:
+            try:
+                booted = log_path.read_text().count("Booting worker") >= 2
+                if booted and request(base + "/health")[0] == 200:
+                    break
+            except OSError:
+                pass
             if time.monotonic() > deadline or process.poll() is not None:
                 process.kill()
-                pytest.fail("gunicorn did not start:\n" + process.communicate()[0])
-            time.sleep(0.2)
-    yield base, process
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+                pytest.fail("gunicorn did not start:\n" + log_path.read_text())
+            time.sleep(0.1)
+        return base, process, log_path
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
-def test_gunicorn_serves_the_app_and_stops_cleanly_on_sigterm(gunicorn):
-    base, process = gunicorn
+def stop(process, log_path) -> str:
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+    output = log_path.read_text()
+    assert process.returncode == 0, output
+    return output
+
+
+def json_lines(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def test_gunicorn_serves_the_app_and_stops_cleanly_on_sigterm(start_gunicorn):
+    base, process, log_path = start_gunicorn()
     password = "gunicorn-test-password"
     status, user = request(
         base + "/api/v1/users",
@@ -84,12 +115,107 @@ def test_gunicorn_serves_the_app_and_stops_cleanly_on_sigterm(gunicorn):
     for _ in range(10):
         assert request(f"{base}/api/v1/users/{user['id']}") == (200, user)
     assert request(base + "/ready") == (200, {"status": "ok"})
-    process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=30)
-    assert process.returncode == 0, output
-    assert "Worker exiting" in output or "Shutting down" in output
+    output = stop(process, log_path)
+    assert "Worker exiting" in output and "Shutting down" in output
+    assert output.count("database pool closed") == 2
     assert password not in output
-    assert re.search(r'"POST /api/v1/users HTTP/1\.1" 201', output)  # access log on stdout
+    lines = json_lines(output)
+    assert len(lines) == len(output.splitlines())  # every line is JSON, gunicorn's too
+    # One line per request from the app; gunicorn's own access log is off (it would repeat it).
+    posts = [line for line in lines if line.get("method") == "POST"]
+    assert [(p["route"], p["status"]) for p in posts] == [("/api/v1/users", 201)]
+    assert '"POST /api/v1/users HTTP/1.1"' not in output
+
+
+def per_worker_counts(metrics_dir: Path, route: str) -> dict[str, float]:
+    """Requests each worker process counted for `route`, read from its own samples file."""
+    counts = {}
+    for samples in metrics_dir.glob("counter_*.db"):
+        alone = metrics_dir.parent / f"alone-{samples.stem}"
+        alone.mkdir()
+        shutil.copy(samples, alone)
+        counts[samples.stem] = sum(
+            sample.value
+            for family in MultiProcessCollector(None, str(alone)).collect()
+            for sample in family.samples
+            if sample.name == "dataservice_http_requests_total" and sample.labels["route"] == route
+        )
+        shutil.rmtree(alone)
+    return counts
+
+
+def test_metrics_add_up_across_the_workers(start_gunicorn, tmp_path):
+    metrics_dir = tmp_path / "metrics"
+    base, process, log_path = start_gunicorn(PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    sent = 0
+    # A new connection per request, until both workers have served some (the kernel spreads
+    # new connections between the two processes).
+    while sent < 10 or len([n for n in per_worker_counts(metrics_dir, "/ready").values() if n]) < 2:
+        assert request(base + "/ready")[0] == 200
+        sent += 1
+        assert sent < 500, "one worker served every request"
+    per_worker = per_worker_counts(metrics_dir, "/ready")
+    assert sum(per_worker.values()) == sent
+    # Whichever worker answers the scrape, it reports the sum over both.
+    for _ in range(6):
+        with urllib.request.urlopen(base + "/metrics", timeout=10) as response:
+            families = {
+                family.name: family
+                for family in text_string_to_metric_families(response.read().decode())
+            }
+        [ready] = [
+            sample.value
+            for sample in families["dataservice_http_requests"].samples
+            if sample.name.endswith("_total") and sample.labels["route"] == "/ready"
+        ]
+        assert ready == sent
+        [pool_max] = families["dataservice_db_pool_max_connections"].samples
+        assert pool_max.value == 2 * 4  # both workers' pools (DATABASE_POOL_MAX_SIZE 4)
+    stop(process, log_path)
+
+
+def test_sigterm_lets_requests_in_flight_finish(start_gunicorn, db):
+    # A slow argon2 makes each POST with a plain password last a good fraction of a second.
+    base, process, log_path = start_gunicorn(
+        ARGON2_TIME_COST="40", ARGON2_MEMORY_COST_KIB="16384", ARGON2_PARALLELISM="1"
+    )
+    port = int(base.rsplit(":", 1)[1])
+    in_flight = []
+    for n in range(4):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        body = {"email": f"slow{n}@example.com", "username": f"slow{n}", "password": "long enough"}
+        connection.request(
+            "POST", "/api/v1/users", json.dumps(body), {"Content-Type": "application/json"}
+        )
+        in_flight.append(connection)
+    time.sleep(0.2)  # the workers have read the requests and are hashing
+    process.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    late = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        # While the workers drain: refused, or left unanswered in the listen queue.
+        with contextlib.suppress(OSError):
+            late.request("GET", "/health")
+        statuses = []
+        for connection in in_flight:
+            with connection.getresponse() as response:
+                statuses.append(response.status)
+            connection.close()
+        assert statuses == [201] * 4
+        with pytest.raises((OSError, http.client.HTTPException)):
+            late.getresponse()  # reset when the last worker closes the socket
+    finally:
+        late.close()
+    process.wait(timeout=30)
+    output = log_path.read_text()
+    assert process.returncode == 0, output
+    assert db.execute("SELECT count(*) FROM users").fetchone()[0] == 4
+    lines = json_lines(output)
+    [term] = [line for line in lines if line["message"] == "Handling signal: term"]
+    posts = [line for line in lines if line.get("method") == "POST"]
+    assert len(posts) == 4
+    assert all(post["time"] > term["time"] for post in posts), "answered before SIGTERM"
+    assert output.count("database pool closed") == 2
 
 
 def test_dockerfile_passes_hadolint():

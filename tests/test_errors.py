@@ -1,8 +1,11 @@
 """Every error is an RFC 9457 problem: the right status, the same shape, never a stack trace."""
 
+import json
 import logging
 
 import pytest
+
+from dataservice.logs import JsonFormatter
 
 from .support import new_user
 
@@ -79,8 +82,6 @@ def test_non_json_content_type_is_415(client, content_type):
 
 
 def test_json_with_charset_parameter_is_accepted(client):
-    import json
-
     response = post_raw(client, json.dumps(new_user()), "application/json; charset=utf-8")
     assert response.status_code == 201
 
@@ -129,5 +130,9 @@ def test_unexpected_error_is_500_problem_with_traceback_only_in_log(app, caplog)
     assert "internal detail" not in response.get_data(as_text=True)
     assert "Traceback" not in response.get_data(as_text=True)
     assert "internal detail that must stay private" in caplog.text
-    assert any(record.exc_info for record in caplog.records)
-    assert "request_id=req-500" in caplog.text
+    [record] = [r for r in caplog.records if r.exc_info]
+    line = json.loads(JsonFormatter().format(record))  # as it reaches stdout
+    assert line["request_id"] == "req-500"
+    assert line["level"] == "ERROR" and line["error"] == "RuntimeError"
+    assert "internal detail that must stay private" in line["traceback"]
+    assert line["message"] == "unhandled error in GET /test-explode"

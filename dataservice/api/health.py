@@ -4,6 +4,7 @@ from flask import current_app
 
 from .. import db
 from ..errors import Unavailable
+from ..openapi import touches_no_database
 from ..store import health as store
 from .parsing import Blueprint
 
@@ -11,6 +12,7 @@ blp = Blueprint("health", __name__, description="Liveness and readiness probes."
 
 
 @blp.route("/health", methods=["GET"])
+@touches_no_database
 @blp.response(200, description="The process is alive; touches no database.")
 def health():
     """Liveness."""

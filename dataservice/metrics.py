@@ -1,0 +1,144 @@
+"""Prometheus metrics, correct across gunicorn's worker processes, served at /metrics.
+
+Under gunicorn, PROMETHEUS_MULTIPROC_DIR is set (gunicorn.conf.py makes a fresh directory when it
+is not) before prometheus_client is imported: every worker then writes its samples to files there,
+and whichever worker answers a scrape adds up all of them. Without it (tests, `flask run`) the
+metrics live in this process.
+
+Labels are bounded: the route is the URL rule's template (`/api/v1/users/<bigint:user_id>`), not
+the path, and a request that matched no rule is counted under the route "unmatched".
+"""
+
+import os
+
+from flask import Response, current_app
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from .api.parsing import Blueprint
+from .openapi import touches_no_database
+
+UNMATCHED = "unmatched"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+REQUESTS = Counter(
+    "dataservice_http_requests",
+    "HTTP requests answered, by method, route template and status.",
+    ["method", "route", "status"],
+)
+LATENCY = Histogram(
+    "dataservice_http_request_duration_seconds",
+    "Time from the first request hook to the response, by method and route template.",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+DB_ERRORS = Counter(
+    "dataservice_db_errors",
+    "Database failures that became a 503, by kind (pool_timeout, statement_timeout, ...).",
+    ["kind"],
+)
+# livesum: the total over the workers alive now, which is what the database sees.
+POOL_SIZE = Gauge(
+    "dataservice_db_pool_connections",
+    "Connections the pools hold open (idle or in use).",
+    multiprocess_mode="livesum",
+)
+POOL_IDLE = Gauge(
+    "dataservice_db_pool_idle_connections",
+    "Connections idle in the pools, ready for a request.",
+    multiprocess_mode="livesum",
+)
+POOL_WAITING = Gauge(
+    "dataservice_db_pool_waiting_requests",
+    "Requests waiting for a connection.",
+    multiprocess_mode="livesum",
+)
+POOL_MAX = Gauge(
+    "dataservice_db_pool_max_connections",
+    "Most connections the pools may open (DATABASE_POOL_MAX_SIZE times workers).",
+    multiprocess_mode="livesum",
+)
+
+# (method, route, status) -> (counter child, histogram child): .labels() takes a lock and
+# builds a key on every call; this dict lookup does not.
+_children: dict[tuple[str, str, int], tuple] = {}
+_last_pool_stats: tuple | None = None
+
+
+def record_request(method: str, route: str | None, status: int, seconds: float) -> None:
+    key = (method, route or UNMATCHED, status)
+    children = _children.get(key)
+    if children is None:
+        label_method = method if method in _METHODS else "OTHER"
+        children = _children[key] = (
+            REQUESTS.labels(label_method, key[1], str(status)),
+            LATENCY.labels(label_method, key[1]),
+        )
+    children[0].inc()
+    children[1].observe(seconds)
+
+
+def record_database_error(kind: str) -> None:
+    DB_ERRORS.labels(kind).inc()
+
+
+def record_pool(pool) -> None:
+    """Samples this worker's pool; writes the gauges only when a value changed, which under a
+    steady load is rarely."""
+    global _last_pool_stats
+    stats = pool.get_stats()
+    sample = (
+        stats["pool_size"],
+        stats["pool_available"],
+        stats.get("requests_waiting", 0),
+        stats["pool_max"],
+    )
+    if sample != _last_pool_stats:
+        _last_pool_stats = sample
+        POOL_SIZE.set(sample[0])
+        POOL_IDLE.set(sample[1])
+        POOL_WAITING.set(sample[2])
+        POOL_MAX.set(sample[3])
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def _registry():
+    if multiprocess_dir() is None:
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    return registry
+
+
+blp = Blueprint("metrics", __name__, description="Prometheus metrics.")
+
+
+@blp.route("/metrics", methods=["GET"])
+@touches_no_database
+@blp.doc(
+    responses={
+        "200": {
+            "description": "Prometheus text exposition format, summed over the worker processes.",
+            "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
+        }
+    }
+)
+def metrics():
+    """Metrics for Prometheus to scrape."""
+    # The one place /metrics is served: guard it here when it must not be public.
+    record_pool(current_app.extensions["db"].pool)
+    registry = current_app.extensions.get("metrics_registry")
+    if registry is None:
+        registry = current_app.extensions["metrics_registry"] = _registry()
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
