@@ -86,7 +86,9 @@ def post_worker_init(worker):
 def worker_exit(server, worker):
     app = getattr(worker, "wsgi", None)
     if app is not None and "db" in getattr(app, "extensions", {}):
-        app.extensions["db"].close()
+        from dataservice import close
+
+        close(app)
         server.log.info("database pool closed (pid: %s)", worker.pid)
 
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 from flask import Flask
 
+from . import auth, db, errors, logs, metrics, observe
 from . import config as config_module
-from . import db, errors, logs, metrics, observe
 from .api import batch, docs, events, health, idempotency, users
 from .api.converters import BigintConverter, bigint_schema
 from .db import libpq_url
@@ -28,6 +28,12 @@ def migration_ids(directory: Path = MIGRATIONS_DIR) -> set[str]:
         for p in directory.glob("*.sql")
         if not p.name.endswith(".rollback.sql")
     }
+
+
+def close(app: Flask) -> None:
+    """Releases what a worker holds: the pool's connections and the feed's listener."""
+    app.extensions["notifier"].close()
+    app.extensions["db"].close()
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -55,6 +61,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["hasher"] = Hasher(app.config)
     app.extensions["migrations"] = migration_ids()
     observe.init_app(app)  # first request hooks: request id, clock; metrics and log line last
+    auth.init_app(app)  # after observe: a 401 still gets its request id and log line
 
     app.url_map.converters["bigint"] = BigintConverter
     api = ServiceApi(app)

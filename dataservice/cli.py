@@ -1,12 +1,16 @@
 """The `dataservice` command: Flask's own commands (routes, shell, run) plus ours."""
 
+import re
+
 import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 from yoyo import get_backend, read_migrations
 
-from . import MIGRATIONS_DIR, create_app, db
+from . import MIGRATIONS_DIR, auth, create_app, db
 from .db import yoyo_url
+from .errors import Conflict
+from .store import clients as clients_store
 from .store import events as events_store
 from .store import idempotency as idempotency_store
 
@@ -55,3 +59,63 @@ def prune():
         keys = idempotency_store.prune(conn)
         old_events = events_store.prune(conn, retention)
     click.echo(f"pruned {keys} idempotency record(s) and {old_events} event(s)")
+
+
+@main.group()
+def clients():
+    """Manage API clients and their bearer tokens."""
+
+
+def _scopes(ctx, param, value: str) -> list[str]:
+    scopes = [s.strip() for s in value.split(",") if s.strip()]
+    unknown = set(scopes) - set(auth.SCOPES)
+    if unknown or not scopes:
+        raise click.BadParameter(f"choose from {', '.join(auth.SCOPES)}")
+    return scopes
+
+
+@clients.command("create")
+@click.argument("name")
+@click.option(
+    "--scopes", required=True, callback=_scopes, help="Comma-separated: " + ", ".join(auth.SCOPES)
+)
+@with_appcontext
+def create_client(name, scopes):
+    """Create a client; its token is printed once, alone on the last line."""
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", name):
+        raise click.BadParameter("1 to 100 of A-Z a-z 0-9 . _ -", param_hint="NAME")
+    token = auth.new_token()
+    try:
+        with db.transaction() as conn:
+            clients_store.create(conn, name=name, token_hash=auth.token_hash(token), scopes=scopes)
+    except Conflict:
+        raise click.ClickException(f"a client named {name} exists already") from None
+    click.echo(f"created client {name} with scopes {','.join(scopes)}")
+    click.echo("its token follows; it is shown only now:")
+    click.echo(token)
+
+
+@clients.command("list")
+@with_appcontext
+def list_clients():
+    """List clients (never their tokens)."""
+    with db.connection() as conn:
+        rows = clients_store.all_clients(conn)
+    for row in rows:
+        state = f"revoked {row['revoked_at']:%Y-%m-%d %H:%M}" if row["revoked_at"] else "active"
+        click.echo(
+            f"{row['name']}\t{','.join(row['scopes'])}\t"
+            f"created {row['created_at']:%Y-%m-%d %H:%M}\t{state}"
+        )
+
+
+@clients.command("revoke")
+@click.argument("name")
+@with_appcontext
+def revoke_client(name):
+    """Revoke a client's token (effective within AUTH_CACHE_SECONDS everywhere)."""
+    with db.transaction() as conn:
+        revoked = clients_store.revoke(conn, name)
+    if revoked is None:
+        raise click.ClickException(f"no active client named {name}")
+    click.echo(f"revoked {name}")

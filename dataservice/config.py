@@ -34,6 +34,21 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if text.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be true or false")
+
+
 def _log_level(text: str) -> str:
     level = text.upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -106,6 +121,19 @@ SETTINGS = (
         "argon2id memory in KiB for new password hashes.",
     ),
     Setting("ARGON2_PARALLELISM", "4", _positive_int, "argon2id lanes for new password hashes."),
+    Setting(
+        "AUTH_CACHE_SECONDS",
+        "2",
+        _non_negative_float,
+        "How long a worker trusts a token it has checked: a revoked token stops working "
+        "within this many seconds (0: check the database on every request).",
+    ),
+    Setting(
+        "METRICS_REQUIRE_TOKEN",
+        "false",
+        _boolean,
+        "true: /metrics needs a valid bearer token (any scope).",
+    ),
     Setting(
         "IDEMPOTENCY_TTL_HOURS",
         "24",

@@ -13,6 +13,8 @@ from flask import Flask, g, request
 
 from . import logs, metrics
 
+# Set in the WSGI environ of a batch's operations, which run inside the batch request.
+NESTED = "dataservice.batch_operation"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
@@ -24,6 +26,8 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _start():
+        if NESTED in request.environ:
+            return  # an operation of a batch: the batch request is the one timed and logged
         given = request.environ.get("HTTP_X_REQUEST_ID", "")
         request_id = given if _REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
         context = g._get_current_object()
@@ -32,6 +36,8 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _finish(response):
+        if NESTED in request.environ:
+            return response
         now = perf_counter()
         context = g._get_current_object()
         req = request._get_current_object()

@@ -11,7 +11,8 @@ documented right without listing them:
   422 (invalid fields);
 - a path with parameters (`/users/{user_id}`): 404;
 - an operation that uses the database: 503 with Retry-After. Mark a view that never touches
-  the database with `@touches_no_database` (below `@blp.route`).
+  the database with `@touches_no_database` (below `@blp.route`);
+- a secured operation (`@auth.requires`): 401, and 403 when it needs scopes.
 
 Every error status a view declares itself (`@blp.alt_response(409, description=...)`) gets the
 problem body too, so a description is all a view has to give.
@@ -72,6 +73,14 @@ class OperationDefaults(BasePlugin):
                 codes.append(404)
             if not operation.pop(_NO_DATABASE, False):
                 codes.append(503)
+            if "security" in operation:  # set by @auth.requires
+                codes.append(401)
+                if any(
+                    scopes
+                    for requirement in operation["security"]
+                    for scopes in requirement.values()
+                ):
+                    codes.append(403)
             declared = {str(code) for code in responses}
             for code in codes:
                 if str(code) not in declared:
@@ -97,6 +106,14 @@ class ServiceApi(Api):
         """One lazy response per status (used when an operation references it by name, as
         flask-smorest's own decorators do), each error a problem, plus the default one."""
         self.spec.components.schema("Problem", schema=Problem)
+        self.spec.components.security_scheme(
+            "bearerAuth",
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An API client's token (`dataservice clients create`).",
+            },
+        )
         for status in http.HTTPStatus:
             response = {"description": status.phrase}
             if status >= 400:

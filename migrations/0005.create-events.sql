@@ -34,6 +34,8 @@ $$;
 CREATE TRIGGER events_notify AFTER INSERT ON events
     FOR EACH STATEMENT EXECUTE FUNCTION events_notify();
 
+GRANT SELECT, INSERT, UPDATE, DELETE ON events TO dataservice_app;
+
 COMMENT ON TABLE events IS 'Outbox: one row per change, written in the changing transaction; read by GET /api/v1/events.';
 COMMENT ON COLUMN events.xid IS 'Writing transaction; the feed orders by (xid, id) and holds back xids not yet finished.';
 COMMENT ON COLUMN events.data IS 'The entity as the API shows it after the change (before it, for a delete). Never a secret.';

@@ -19,5 +19,7 @@ CREATE TABLE idempotency_keys (
 
 CREATE INDEX idempotency_keys_expires_at_idx ON idempotency_keys (expires_at);
 
+GRANT SELECT, INSERT, UPDATE, DELETE ON idempotency_keys TO dataservice_app;
+
 COMMENT ON TABLE idempotency_keys IS 'Responses of writes sent with an Idempotency-Key, replayed to retries until expires_at.';
 COMMENT ON COLUMN idempotency_keys.request_hash IS 'SHA-256 of method, path and body: the same key with another request is refused.';

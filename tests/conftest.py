@@ -4,24 +4,51 @@ names; `make test` provides one)."""
 
 import hashlib
 import threading
+import urllib.request
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 from pytest_postgresql import factories
 from werkzeug.serving import make_server
 
-from dataservice import create_app
+from dataservice import close, create_app
 from dataservice.cli import apply_migrations
 
-from .support import FAST_ARGON2, SERVER, url_for_database
+from .support import (
+    APP_PASSWORD,
+    APP_ROLE,
+    AUTHORIZATION,
+    FAST_ARGON2,
+    SERVER,
+    AuthorizedClient,
+    register_test_client,
+    url_for_database,
+)
 
 # One database name per checkout, so two clones can run their suites on one server at once.
 _DBNAME = "ds_test_" + hashlib.sha256(str(Path(__file__).resolve()).encode()).hexdigest()[:8]
 
 
 def migrate_template(host, port, user, dbname, password, **kwargs):
-    """pytest-postgresql calls this once per session, against the template database."""
-    apply_migrations(url_for_database(dbname))
+    """pytest-postgresql calls this once per session, against the template database: migrate,
+    make the application's login role, and register the all-scopes test client."""
+    url = url_for_database(dbname)
+    apply_migrations(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL(
+                "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {role}) THEN "
+                "CREATE ROLE {ident} LOGIN PASSWORD {password} IN ROLE dataservice_app; "
+                "END IF; END $$"
+            ).format(
+                role=sql.Literal(APP_ROLE),
+                ident=sql.Identifier(APP_ROLE),
+                password=sql.Literal(APP_PASSWORD),
+            )
+        )
+        register_test_client(conn)
 
 
 postgresql_noproc = factories.postgresql_noproc(
@@ -35,6 +62,16 @@ postgresql_noproc = factories.postgresql_noproc(
 postgresql = factories.postgresql("postgresql_noproc")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _authenticated_urllib():
+    """Requests the tests make over real HTTP (urllib) carry the test client's token."""
+    opener = urllib.request.build_opener()
+    opener.addheaders = [("Authorization", AUTHORIZATION)]
+    urllib.request.install_opener(opener)
+    yield
+    urllib.request.install_opener(None)
+
+
 @pytest.fixture
 def database_url(postgresql) -> str:
     """A fresh, migrated database for this test."""
@@ -42,14 +79,21 @@ def database_url(postgresql) -> str:
 
 
 @pytest.fixture
-def make_app(database_url):
-    """Builds apps on this test's database; closes their pools before the database is dropped."""
+def app_database_url(postgresql) -> str:
+    """This test's database, as the application role sees it."""
+    return url_for_database(postgresql.info.dbname, user=APP_ROLE, password=APP_PASSWORD)
+
+
+@pytest.fixture
+def make_app(app_database_url):
+    """Builds apps on this test's database, connected as the application role; closes their
+    pools before the database is dropped."""
     apps = []
 
     def make(**overrides):
         app = create_app(
             {
-                "DATABASE_URL": database_url,
+                "DATABASE_URL": app_database_url,
                 "DATABASE_POOL_MIN_SIZE": 1,
                 "DATABASE_POOL_TIMEOUT": 2.0,
                 **FAST_ARGON2,
@@ -57,12 +101,13 @@ def make_app(database_url):
             }
         )
         app.config["TESTING"] = True
+        app.test_client_class = AuthorizedClient
         apps.append(app)
         return app
 
     yield make
     for app in apps:
-        app.extensions["db"].close()
+        close(app)
 
 
 @pytest.fixture

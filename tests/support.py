@@ -3,7 +3,10 @@
 import os
 from urllib.parse import quote
 
+from flask.testing import FlaskClient
 from psycopg.conninfo import conninfo_to_dict
+
+from dataservice import auth
 
 TEST_DATABASE_URL = os.environ.get(
     "TEST_DATABASE_URL",
@@ -14,9 +17,21 @@ SERVER = conninfo_to_dict(TEST_DATABASE_URL)
 FAST_ARGON2 = {"ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST_KIB": 1024, "ARGON2_PARALLELISM": 1}
 
 
-def url_for_database(dbname: str, *, port: int | None = None, password: str | None = None) -> str:
+# The service connects as a login role with exactly dataservice_app's rights, so the whole suite
+# proves that the migrations' GRANTs suffice.
+APP_ROLE, APP_PASSWORD = "dataservice_app_test", "dataservice_app_test"
+# A client with every scope, made once per session; tests send its token unless they say not to.
+TOKEN = auth.new_token()
+AUTHORIZATION = f"Bearer {TOKEN}"
+
+
+def url_for_database(
+    dbname: str, *, port: int | None = None, password: str | None = None, user: str | None = None
+) -> str:
     """A postgresql:// URL on the test server (psycopg and yoyo both take it)."""
-    user = quote(SERVER.get("user", "postgres"), safe="")
+    if user is not None:
+        password = password or ""
+    user = quote(user or SERVER.get("user", "postgres"), safe="")
     password = password if password is not None else SERVER.get("password")
     auth = f"{user}:{quote(password, safe='')}" if password else user
     host = SERVER.get("host", "127.0.0.1")
@@ -35,3 +50,19 @@ def new_user(n: int = 1, **fields) -> dict:
 
 # bcrypt of "correct horse battery staple", cost 4 (made once with the bcrypt package).
 BCRYPT_HASH = "$2b$04$/2qorxm54fvC0oltazGFtud57NDj0SiOy4xplcXRAP47GiA.V8BLy"
+
+
+def register_test_client(conn) -> None:
+    """Gives a freshly migrated database the all-scopes client whose token the tests send."""
+    conn.execute(
+        "INSERT INTO api_clients (name, token_hash, scopes) VALUES ('tests', %s, %s)",
+        (auth.token_hash(TOKEN), list(auth.SCOPES)),
+    )
+
+
+class AuthorizedClient(FlaskClient):
+    """Flask's test client, sending the test client's token unless a test sets another."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.environ_base["HTTP_AUTHORIZATION"] = AUTHORIZATION

@@ -60,6 +60,7 @@ def test_a_failure_at_operation_500_leaves_no_row_and_no_event(client, db):
     assert response.status_code == 409
     problem = response.get_json()
     assert problem["index"] == 499
+    assert problem["request_id"] == response.headers["X-Request-ID"]  # the batch's own id
     assert problem["errors"] == {"username": ["Already taken (case-insensitive)."]}
     assert problem["type"] == "urn:dataservice:problem:conflict"
     assert response.mimetype == "application/problem+json"

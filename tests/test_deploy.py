@@ -20,7 +20,7 @@ import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from .support import FAST_ARGON2
+from .support import AUTHORIZATION, FAST_ARGON2
 
 ROOT = Path(__file__).parent.parent
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -185,7 +185,10 @@ def test_sigterm_lets_requests_in_flight_finish(start_gunicorn, db):
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         body = {"email": f"slow{n}@example.com", "username": f"slow{n}", "password": "long enough"}
         connection.request(
-            "POST", "/api/v1/users", json.dumps(body), {"Content-Type": "application/json"}
+            "POST",
+            "/api/v1/users",
+            json.dumps(body),
+            {"Content-Type": "application/json", "Authorization": AUTHORIZATION},
         )
         in_flight.append(connection)
     time.sleep(0.2)  # the workers have read the requests and are hashing

@@ -13,13 +13,13 @@ import uuid
 import psycopg
 import pytest
 
-from dataservice import create_app
+from dataservice import close, create_app
 from dataservice import db as db_module
 from dataservice.cli import apply_migrations
 from dataservice.store import users as users_store
 
 from .private_cluster import PrivateCluster
-from .support import FAST_ARGON2, new_user
+from .support import FAST_ARGON2, AuthorizedClient, new_user, register_test_client
 
 POOL_TIMEOUT = 2.0
 OUTAGE_SECONDS = float(os.environ.get("FAULT_OUTAGE_SECONDS", "2"))
@@ -39,6 +39,8 @@ def fault_url(cluster):
         conn.execute(f'CREATE DATABASE "{name}"')
     url = cluster.url_for(name)
     apply_migrations(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        register_test_client(conn)
     yield url
     with psycopg.connect(cluster.url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -55,8 +57,9 @@ def fault_app(fault_url):
             **FAST_ARGON2,
         }
     )
+    app.test_client_class = AuthorizedClient
     yield app
-    app.extensions["db"].close()
+    close(app)
 
 
 def call(method, url, body=None):

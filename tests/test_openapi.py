@@ -10,7 +10,7 @@ import pytest
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate
 
-from .support import new_user
+from .support import TOKEN, new_user
 
 METHODS = {"get", "put", "post", "patch", "delete"}
 NOT_IN_SPEC = {"api-docs.openapi_json", "docs.page", "docs.init_script", "docs.asset"}
@@ -216,7 +216,9 @@ def test_a_generated_client_creates_and_fetches_a_user(generated_client, app, se
     from dataservice_client.api.users import create_user, get_user, get_user_by_username
     from dataservice_client.models import Problem, UserCreate, UserOut
 
-    api = generated_client.Client(base_url=serve(app), raise_on_unexpected_status=True)
+    api = generated_client.AuthenticatedClient(
+        base_url=serve(app), token=TOKEN, raise_on_unexpected_status=True
+    )
     body = UserCreate(email="gen@example.com", username="generated", password="long enough")
     created = create_user.sync_detailed(client=api, body=body)
     assert created.status_code == 201

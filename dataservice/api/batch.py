@@ -18,7 +18,9 @@ from flask import Response, current_app, g, request
 from marshmallow import ValidationError
 
 from .. import db
+from ..auth import Forbidden, has_scope, requires
 from ..errors import PROBLEM_BASE, Conflict, ServiceError
+from ..observe import NESTED
 from ..schemas.batch import BatchRequest, BatchResult
 from ..schemas.users import UserCreate
 from . import users
@@ -58,7 +60,6 @@ class OperationFailed(ServiceError):
 
 def _dispatch(index: int, operation: dict) -> tuple[int, object]:
     headers = {name: request.headers[name] for name in _INHERITED if name in request.headers}
-    headers["X-Request-ID"] = g.request_id  # every operation logs under the batch's id
     headers.update(operation.get("headers", {}))
     body = operation.get("body")
     data = None if body is None and operation["method"] == "DELETE" else json.dumps(body)
@@ -68,6 +69,7 @@ def _dispatch(index: int, operation: dict) -> tuple[int, object]:
         data=data,
         headers=headers,
         content_type="application/json" if data is not None else None,
+        environ_overrides={NESTED: index},
     ):
         response = current_app.full_dispatch_request()
     payload = orjson.loads(response.get_data()) if response.get_data() else None
@@ -89,15 +91,18 @@ def _create_run(run: list[tuple[int, dict]]) -> list[tuple[int, object]]:
     undone (a savepoint) and replayed one operation at a time, so the failure is reported
     exactly as the single endpoint reports it, with its index."""
     try:
+        if not has_scope("users:write"):
+            raise Forbidden(["users:write"])
         bodies = _CREATE.load([operation.get("body") for _, operation in run])
         with g.request_conn.transaction():  # a savepoint inside the batch's transaction
             created = users.create_many(g.request_conn, bodies)
         return [(201, user) for user in created]
-    except (ValidationError, Conflict):
+    except (ValidationError, Conflict, Forbidden):
         return [_dispatch(index, operation) for index, operation in run]
 
 
 @blp.route("", methods=["POST"], strict_slashes=False)
+@requires()  # each operation is checked against its own endpoint's scopes
 @idempotent
 @blp.arguments(BatchRequest)
 @blp.response(200, BatchResult)

@@ -5,6 +5,7 @@ import time
 from flask import current_app
 
 from .. import db
+from ..auth import requires
 from ..schemas.events import EventListArgs, EventPage
 from ..store import events as store
 from . import cursors
@@ -22,6 +23,7 @@ _REPOLL_SECONDS = 0.5  # a held-back event can become visible without a notifica
 
 
 @blp.route("", methods=["GET"], strict_slashes=False)
+@requires("events:read")
 @blp.arguments(EventListArgs, location="query")
 @blp.response(200, EventPage)
 @blp.alt_response(400, description="The cursor was altered.")

@@ -9,6 +9,7 @@ import re
 from flask import Response, current_app, g, request, url_for
 
 from .. import db
+from ..auth import requires
 from ..errors import InvalidCredentials, NotFound
 from ..schemas.users import (
     USERNAME_PATTERN,
@@ -94,6 +95,7 @@ def _password_hash(data: dict) -> str:
 
 
 @blp.route("", methods=["POST"], strict_slashes=False)
+@requires("users:write")
 @idempotent
 @blp.arguments(UserCreate)
 @blp.response(
@@ -142,6 +144,7 @@ def create_many(conn, bodies: list[dict]) -> list[dict]:
 
 
 @blp.route("", methods=["GET"], strict_slashes=False)
+@requires("users:read")
 @blp.arguments(UserListArgs, location="query")
 @blp.response(200, UserPage)
 @blp.alt_response(400, description="The cursor was altered or belongs to another query.")
@@ -169,6 +172,7 @@ def list_users(args):
 
 
 @blp.route("/<bigint:user_id>", methods=["GET"])
+@requires("users:read")
 @blp.response(200, UserOut, headers=ETAG_HEADER)
 @blp.alt_response(304, description="Unchanged since the If-None-Match version.")
 @blp.alt_response(404, description="No user has this id.")
@@ -179,6 +183,7 @@ def get_user(user_id):
 
 
 @blp.route("/by-username/<username>", methods=["GET"])
+@requires("users:read")
 @blp.response(200, UserOut, headers=ETAG_HEADER)
 @blp.alt_response(304, description="Unchanged since the If-None-Match version.")
 @blp.alt_response(404, description="No user has this username.")
@@ -191,6 +196,7 @@ def get_user_by_username(username):
 
 
 @blp.route("/by-email/<email>", methods=["GET"])
+@requires("users:read")
 @blp.response(200, UserOut, headers=ETAG_HEADER)
 @blp.alt_response(304, description="Unchanged since the If-None-Match version.")
 @blp.alt_response(404, description="No user has this email.")
@@ -203,6 +209,7 @@ def get_user_by_email(email):
 
 
 @blp.route("/<bigint:user_id>", methods=["PATCH"])
+@requires("users:write")
 @idempotent
 @blp.arguments(UserPatch, content_type="application/merge-patch+json")
 @blp.response(200, UserOut, headers=ETAG_HEADER)
@@ -224,6 +231,7 @@ def update_user(data, user_id):
 
 
 @blp.route("/<bigint:user_id>/password", methods=["PUT"])
+@requires("users:credentials")
 @idempotent
 @blp.arguments(PasswordChange)
 @blp.response(204, headers=ETAG_HEADER)
@@ -239,6 +247,7 @@ def set_password(data, user_id):
 
 
 @blp.route("/<bigint:user_id>", methods=["DELETE"])
+@requires("users:write")
 @idempotent
 @blp.response(204)
 @blp.alt_response(404, description="No user has this id.")
@@ -252,6 +261,7 @@ def delete_user(user_id):
 
 
 @blp.route("/verify-credentials", methods=["POST"])
+@requires("users:credentials")
 @idempotent
 @blp.arguments(Credentials)
 @blp.response(200, UserOut, headers=ETAG_HEADER)
