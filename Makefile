@@ -15,11 +15,22 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 	@touch $@
 
 # Serve on HOST:PORT (default 127.0.0.1:8000). Without DATABASE_URL, a local PostgreSQL is
-# started and prepared first. Migrations are applied as their own step; the service never migrates.
+# started and prepared: migrations run as the owner role, the service connects as the
+# application role, and a first start creates an API client `local-dev` and prints its token.
+# Migrations are applied as their own step; the service never migrates.
 run: $(BIN)/.installed
 	@set -e; \
-	if [ -z "$$DATABASE_URL" ]; then DATABASE_URL=$$(bash .ci/postgres.sh run); export DATABASE_URL; fi; \
-	$(BIN)/dataservice migrate; \
+	if [ -n "$$DATABASE_URL" ]; then \
+		$(BIN)/dataservice migrate; \
+	else \
+		DATABASE_URL=$$(bash .ci/postgres.sh run) $(BIN)/dataservice migrate; \
+		DATABASE_URL=$$(bash .ci/postgres.sh app); export DATABASE_URL; \
+		if ! $(BIN)/dataservice clients list | grep -q '^local-dev\b'; then \
+			$(BIN)/dataservice clients create local-dev \
+				--scopes users:read,users:write,users:credentials,events:read; \
+			echo "(send it as: Authorization: Bearer <token>; revoke with: dataservice clients revoke local-dev)"; \
+		fi; \
+	fi; \
 	exec $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 # Lint, then the whole suite against a real PostgreSQL (started when needed).

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Makes sure a PostgreSQL server runs and is prepared for the data service, then prints on stdout
 # the URL to use (progress goes to stderr).
-#   .ci/postgres.sh run    the database `dataservice` and its role; prints a DATABASE_URL
+#   .ci/postgres.sh run    the database `dataservice` and its owner role `dataservice`, which
+#                          runs the migrations; prints the owner's URL
+#   .ci/postgres.sh app    after the migrations: gives the application role `dataservice_app`
+#                          LOGIN and a local password; prints the URL the service connects with
 #   .ci/postgres.sh test   a superuser role that creates and drops the per-test databases;
 #                          prints a TEST_DATABASE_URL (the maintenance database)
 # As root it uses the machine's cluster (installing PostgreSQL with apt-get on Debian when it is
@@ -13,6 +16,7 @@ say() { echo "postgres.sh: $*" >&2; }
 
 case $mode in
   run)  role=dataservice; password=dataservice; database=dataservice ;;
+  app)  role=dataservice_app; password=dataservice_app; database=dataservice ;;
   test) role=dataservice_test; password=dataservice_test; database=postgres ;;
   *)    say "unknown mode $mode"; exit 2 ;;
 esac
@@ -72,13 +76,19 @@ for _ in $(seq 1 30); do
 done
 "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" || { say "PostgreSQL does not answer on port $port"; exit 1; }
 
-attributes="LOGIN PASSWORD '$password'"
-[[ $mode == test ]] && attributes="$attributes SUPERUSER"
-psql_admin <<SQL >&2
+if [[ $mode == app ]]; then
+  # The role comes from migration 0004 (NOLOGIN); locally it logs in itself.
+  psql_admin -c "ALTER ROLE dataservice_app LOGIN PASSWORD '$password'" >&2
+else
+  attributes="LOGIN PASSWORD '$password'"
+  [[ $mode == test ]] && attributes="$attributes SUPERUSER"
+  [[ $mode == run ]] && attributes="$attributes CREATEROLE"  # migration 0004 creates the app role
+  psql_admin <<SQL >&2
 SELECT format('CREATE ROLE %I', '$role') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$role') \gexec
 ALTER ROLE $role $attributes;
 SELECT format('CREATE DATABASE %I OWNER %I', '$database', '$role')
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$database') \gexec
 SQL
+fi
 
 echo "postgresql://$role:$password@127.0.0.1:$port/$database"

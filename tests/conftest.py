@@ -3,6 +3,7 @@ built once per session (pytest-postgresql's noproc factory, against the server T
 names; `make test` provides one)."""
 
 import hashlib
+import logging
 import threading
 import urllib.request
 from pathlib import Path
@@ -15,6 +16,7 @@ from werkzeug.serving import make_server
 
 from dataservice import close, create_app
 from dataservice.cli import apply_migrations
+from dataservice.logs import JsonFormatter
 
 from .support import (
     APP_PASSWORD,
@@ -23,6 +25,7 @@ from .support import (
     FAST_ARGON2,
     SERVER,
     AuthorizedClient,
+    find_secrets,
     register_test_client,
     url_for_database,
 )
@@ -60,6 +63,26 @@ postgresql_noproc = factories.postgresql_noproc(
     load=[migrate_template],
 )
 postgresql = factories.postgresql("postgresql_noproc")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_secret_in_any_log():
+    """Every log record of the whole run, formatted as production formats it, is searched for
+    passwords, hashes and tokens at the end; finding one fails the run."""
+    lines = []
+
+    class Capture(logging.Handler):
+        def emit(self, record):
+            lines.append(self.format(record))
+
+    capture = Capture()
+    capture.setFormatter(JsonFormatter())
+    logging.getLogger().addHandler(capture)
+    yield
+    logging.getLogger().removeHandler(capture)
+    leaks = sorted({secret for line in lines for secret in find_secrets(line)})
+    assert lines, "no log line was captured: the check would prove nothing"
+    assert not leaks, f"secrets in the logs: {leaks}"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,6 +1,7 @@
 """Helpers the tests share: the test server's address and valid request bodies."""
 
 import os
+import re
 from urllib.parse import quote
 
 from flask.testing import FlaskClient
@@ -66,3 +67,27 @@ class AuthorizedClient(FlaskClient):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.environ_base["HTTP_AUTHORIZATION"] = AUTHORIZATION
+
+
+# Every plaintext password the suite sends; hashes and tokens are found by their shape.
+PASSWORDS_USED = (
+    "correct horse battery staple",
+    "long enough",
+    "long enough!",
+    "a long and secret passphrase",
+    "a brand new secret",
+    "the plain password itself",
+    "request-line-secret-password",
+    "gunicorn-test-password",
+    "wrong but long",
+    "another long passphrase",
+    "s3cret-db-pw",
+    APP_PASSWORD,
+)
+_SECRET_SHAPES = re.compile(r"dsk_[A-Za-z0-9_-]{43}|\$argon2id\$v=|\$2[aby]\$[0-9]{2}\$")
+
+
+def find_secrets(text: str) -> list[str]:
+    """The passwords, hashes and tokens in `text` (for checking logs)."""
+    found = [m.group(0) for m in _SECRET_SHAPES.finditer(text)]
+    return found + [password for password in PASSWORDS_USED if password in text]
