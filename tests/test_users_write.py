@@ -123,12 +123,15 @@ def test_get_with_if_none_match(client, user):
     assert by_name.status_code == 304
 
 
-def test_two_concurrent_patches_with_one_if_match_give_one_200_one_412(make_app, serve, user):
+@pytest.mark.parametrize("n", [2, 12])
+def test_concurrent_patches_with_one_if_match_give_one_200_the_rest_412(
+    make_app, serve, user, db, n
+):
     import urllib.error
     import urllib.request
 
-    base = serve(make_app(DATABASE_POOL_MAX_SIZE=4))
-    barrier = Barrier(2)
+    base = serve(make_app(DATABASE_POOL_MAX_SIZE=8, DATABASE_POOL_TIMEOUT=10.0))
+    barrier = Barrier(n)
 
     def send(name):
         request = urllib.request.Request(
@@ -144,8 +147,9 @@ def test_two_concurrent_patches_with_one_if_match_give_one_200_one_412(make_app,
         except urllib.error.HTTPError as error:
             return error.code
 
-    with ThreadPoolExecutor(2) as pool:
-        assert sorted(pool.map(send, ["first", "second"])) == [200, 412]
+    with ThreadPoolExecutor(n) as pool:
+        assert sorted(pool.map(send, [f"name{i}" for i in range(n)])) == [200] + [412] * (n - 1)
+    assert db.execute("SELECT version FROM users").fetchone()[0] == 2
 
 
 def test_delete_then_get_is_404(client, db, user):
