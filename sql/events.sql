@@ -19,7 +19,7 @@ SELECT id, xid::text::bigint AS xid, type, entity, entity_id, occurred_at, actor
  WHERE (xid, id) > (:after_xid::text::xid8, :after_id::bigint)
    AND xid < pg_snapshot_xmin(pg_current_snapshot())
    AND (:types::text[] IS NULL OR type = ANY (:types::text[]))
- ORDER BY xid, id
+ ORDER BY events.xid, events.id  -- the table's columns (served by events_xid_id_idx), not the output alias
  LIMIT :limit;
 
 -- name: prune_events(retention_seconds)!

@@ -1,0 +1,198 @@
+"""The EXPLAIN gate: every named query in sql/ is planned against 100,000 users and events, and
+fails on a sequential scan of a large table or a high estimated cost, unless the allow-list below
+says why. A new query cannot land without sample parameters here, so none lands unplanned."""
+
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from dataservice.queries import queries
+from dataservice.seed import SEEDED_HASH, seed_users
+
+from .support import url_for_database
+
+ROWS = 100_000
+LARGE_TABLES = {"users", "events", "idempotency_keys"}
+MAX_COST = 2_000  # a sequential scan of 100,000 users costs about 2,300 here
+NOW = datetime.now(UTC)
+NO_FILTERS = {
+    "email": None,
+    "username": None,
+    "username_like": None,
+    "created_after": None,
+    "created_before": None,
+}
+
+# Query name -> the parameter sets to plan it with (several where filters change the plan).
+SAMPLES = {
+    "users.create_user": [
+        {"email": "new@example.com", "username": "new", "password_hash": SEEDED_HASH}
+    ],
+    "users.create_users": [
+        {"emails": ["a@x.io"], "usernames": ["a_x"], "password_hashes": [SEEDED_HASH]}
+    ],
+    "users.get_user_by_id": [{"user_id": 50_000}],
+    "users.get_user_by_username": [{"username": "ada_adams0"}],
+    "users.get_user_by_email": [{"email": "ada.adams.0@example.com"}],
+    "users.get_credentials": [{"login": "ada_adams0"}, {"login": "ada.adams.0@example.com"}],
+    "users.get_user_version": [{"user_id": 50_000}],
+    "users.update_user": [{"user_id": 50_000, "email": None, "username": "x_y", "versions": [1]}],
+    "users.update_password_hash": [{"user_id": 1, "password_hash": SEEDED_HASH, "versions": None}],
+    "users.rehash_password": [{"user_id": 1, "old_hash": SEEDED_HASH, "new_hash": SEEDED_HASH}],
+    "users.delete_user": [{"user_id": 1, "versions": None}],
+    "users.list_users_by_id": [
+        {**NO_FILTERS, "after_id": None, "limit": 51},
+        {**NO_FILTERS, "after_id": 90_000, "limit": 51},
+        {**NO_FILTERS, "after_id": 10, "email": "ada.adams.0@example.com", "limit": 51},
+        {**NO_FILTERS, "after_id": None, "username": "ada_adams0", "limit": 51},
+        {**NO_FILTERS, "after_id": None, "username_like": "zoe\\_silva9%", "limit": 51},
+        {**NO_FILTERS, "after_id": None, "created_after": NOW - timedelta(days=2), "limit": 51},
+    ],
+    "users.list_users_by_id_desc": [
+        {**NO_FILTERS, "after_id": None, "limit": 51},
+        {**NO_FILTERS, "after_id": 10_000, "limit": 51},
+    ],
+    "users.list_users_by_created_at": [
+        {**NO_FILTERS, "after_created_at": None, "after_id": None, "limit": 51},
+        {
+            **NO_FILTERS,
+            "after_created_at": NOW - timedelta(days=100),
+            "after_id": 70_000,
+            "limit": 51,
+        },
+        {
+            **NO_FILTERS,
+            "after_created_at": None,
+            "after_id": None,
+            "created_after": NOW - timedelta(days=30),
+            "created_before": NOW - timedelta(days=29),
+            "limit": 51,
+        },
+    ],
+    "users.list_users_by_created_at_desc": [
+        {**NO_FILTERS, "after_created_at": None, "after_id": None, "limit": 51},
+        {
+            **NO_FILTERS,
+            "after_created_at": NOW - timedelta(days=200),
+            "after_id": 40_000,
+            "limit": 51,
+        },
+    ],
+    "users.count_users": [NO_FILTERS, {**NO_FILTERS, "username_like": "zoe\\_silva9%"}],
+    "events.append_event": [
+        {"type": "user.created", "entity": "user", "entity_id": 1, "actor": None, "data": "{}"}
+    ],
+    "events.append_events": [
+        {
+            "type": "user.created",
+            "entity": "user",
+            "entity_id": 1,
+            "entity_ids": [1],
+            "actor": None,
+            "datas": ["{}"],
+        }
+    ],
+    "events.list_events": [
+        {"after_xid": 0, "after_id": 0, "types": None, "limit": 100},
+        {"after_xid": 0, "after_id": 0, "types": ["user.deleted"], "limit": 100},
+    ],
+    # Steady state: pruning runs daily, so only the oldest day or so of events is past retention.
+    "events.prune_events": [{"retention_seconds": 364 * 86400}],
+    "idempotency.claim_key": [{"client": "c", "key": "k", "request_hash": b"x", "ttl_seconds": 60}],
+    "idempotency.get_key": [{"client": "c", "key": "k"}],
+    "idempotency.record_response": [
+        {"client": "c", "key": "k", "status": 201, "headers": "{}", "body": b"{}"}
+    ],
+    "idempotency.prune_keys": [{}],
+    "clients.create_client": [{"name": "n", "token_hash": b"x" * 32, "scopes": ["users:read"]}],
+    "clients.get_active_by_token_hash": [{"token_hash": b"x" * 32}],
+    "clients.list_clients": [{}],
+    "clients.revoke_client": [{"name": "n"}],
+    "health.applied_migrations": [{}],
+}
+
+# Intentional exceptions, each with its reason.
+ALLOWED = {
+    # count=exact reads every matching row by definition; clients opt in to paying for it.
+    ("users.count_users", 0): "counts all users",
+    # A deep-filtered type scan reads the feed past events of other types until it has a page.
+    ("events.list_events", 1): "type filter over a mostly-other-type feed",
+}
+
+
+@pytest.fixture(scope="module")
+def planned_db(postgresql_noproc):
+    name = postgresql_noproc.dbname + "_explain"
+    admin = url_for_database("postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(postgresql_noproc.template_dbname)
+            )
+        )
+    with psycopg.connect(url_for_database(name)) as conn:
+        seed_users(conn, ROWS)
+        conn.execute(
+            "INSERT INTO events (type, entity, entity_id, data, occurred_at) "
+            "SELECT 'user.created', 'user', id, '{}'::jsonb, created_at FROM users"
+        )
+        conn.execute(
+            "INSERT INTO idempotency_keys (client, key, request_hash, expires_at) "
+            "SELECT 'c', 'k' || i, 'x', now() + interval '1 day' FROM generate_series(1, %s) i",
+            (ROWS,),
+        )
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("ANALYZE")
+        yield conn
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def named_queries() -> list[str]:
+    return sorted(
+        f"{resource}.{name}"
+        for resource, module in vars(queries).items()
+        for name in module.available_queries
+        if not name.endswith("_cursor") and "." not in name
+    )
+
+
+def nodes(plan: dict):
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from nodes(child)
+
+
+def test_every_query_has_sample_parameters():
+    missing = sorted(set(named_queries()) - set(SAMPLES))
+    assert not missing, f"add sample parameters to SAMPLES in {__file__} for: {missing}"
+
+
+@pytest.mark.parametrize("query_name", sorted(SAMPLES))
+def test_plan_uses_indexes_and_stays_cheap(planned_db, query_name):
+    resource, name = query_name.split(".")
+    query_sql = getattr(getattr(queries, resource), name).sql
+    for variant, params in enumerate(SAMPLES[query_name]):
+        plan = planned_db.execute(
+            "EXPLAIN (FORMAT JSON) " + query_sql, params, prepare=False
+        ).fetchone()[0][0]["Plan"]
+        seq_scans = [
+            n["Relation Name"]
+            for n in nodes(plan)
+            if n["Node Type"] == "Seq Scan" and n.get("Relation Name") in LARGE_TABLES
+        ]
+        problems = [f"sequential scan of {seq_scans}"] if seq_scans else []
+        if plan["Total Cost"] > MAX_COST:
+            problems.append(f"estimated cost {plan['Total Cost']} > {MAX_COST}")
+        if (query_name, variant) in ALLOWED:
+            assert problems, f"{query_name} #{variant} is fine now: remove it from ALLOWED"
+        else:
+            assert not problems, f"{query_name} #{variant}: {'; '.join(problems)}"
