@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint format migrate clean
+.PHONY: run test bench bench-smoke lint format migrate clean
 
 # The virtual environment, rebuilt when the pinned dependencies change.
 $(BIN)/.installed: setup.cfg pyproject.toml
@@ -39,6 +39,17 @@ test: $(BIN)/.installed
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(bash .ci/postgres.sh test); export TEST_DATABASE_URL; fi; \
 	$(BIN)/pytest
+
+# The benchmark (see bench/run.py and docs/benchmarks.md): wrk and pgbench against a seeded
+# database; bench-smoke is the same harness in about a minute, run by CI to prove it works.
+bench bench-smoke: $(BIN)/.installed
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get install -y -qq wrk >/dev/null; } || \
+		{ echo "wrk is needed: apt-get install wrk"; exit 1; }
+	@$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/pip install --quiet -e '.[bench]'
+	@set -e; \
+	if [ -z "$$BENCH_ADMIN_URL" ]; then BENCH_ADMIN_URL=$$(bash .ci/postgres.sh test); export BENCH_ADMIN_URL; fi; \
+	$(BIN)/python bench/run.py $(if $(filter bench-smoke,$@),--smoke,) $(BENCH_ARGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -1,0 +1,1 @@
+SELECT id, xid::text::bigint AS xid, type, entity, entity_id, occurred_at, actor, data FROM events WHERE (xid, id) > ('0'::xid8, 0) AND xid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY events.xid, events.id LIMIT 100;
