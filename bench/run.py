@@ -105,11 +105,10 @@ class Service:
 
     def __init__(self, url: str, extra_env: dict):
         self.port = free_port()
-        env = {
+        env = {  # production settings: request log lines (into a file), metrics and auth all on
             **ENV,
             "DATABASE_URL": url,
             "PORT": str(self.port),
-            "LOG_LEVEL": "WARNING",
             **extra_env,
         }
         self.log = open(ROOT / "var" / "bench-gunicorn.log", "w")  # noqa: SIM115
