@@ -124,8 +124,13 @@ def revoke_client(name):
 
 
 @main.command()
-@click.option("--users", "count", type=click.IntRange(min=1), required=True,
-              help="How many fake users to add.")
+@click.option(
+    "--users",
+    "count",
+    type=click.IntRange(min=1),
+    required=True,
+    help="How many fake users to add.",
+)
 @with_appcontext
 def seed(count):
     """Load COUNT realistic fake users quickly (COPY), for demos and benchmarks."""

@@ -122,6 +122,13 @@ SETTINGS = (
     ),
     Setting("ARGON2_PARALLELISM", "4", _positive_int, "argon2id lanes for new password hashes."),
     Setting(
+        "DATABASE_PGBOUNCER",
+        "false",
+        _boolean,
+        "true when DATABASE_URL points at PgBouncer in transaction mode: no server-side "
+        "prepared statements and no startup options (set the timeouts on the role).",
+    ),
+    Setting(
         "AUTH_CACHE_SECONDS",
         "2",
         _non_negative_float,

@@ -92,6 +92,12 @@ class Database:
             f"{config['DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS']}"
         )
         self.timeout = config["DATABASE_POOL_TIMEOUT"]
+        session = {"options": options}
+        if config["DATABASE_PGBOUNCER"]:
+            # Transaction pooling hands each transaction to any server connection: a prepared
+            # statement or a session setting would land on the wrong one, and PgBouncer refuses
+            # the options startup parameter. Timeouts then come from ALTER ROLE ... SET.
+            session = {"prepare_threshold": None}
         self.pool = ConnectionPool(
             libpq_url(config["DATABASE_URL"]),
             min_size=config["DATABASE_POOL_MIN_SIZE"],
@@ -103,8 +109,8 @@ class Database:
                 "autocommit": True,
                 "row_factory": dict_row,
                 "application_name": "dataservice",
-                "options": options,
                 "connect_timeout": max(1, round(self.timeout)),
+                **session,
             },
         )
         self._open_lock = threading.Lock()

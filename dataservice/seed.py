@@ -10,12 +10,59 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-FIRST = ("ada", "alan", "anna", "bob", "carla", "chen", "dara", "emil", "fatima", "grace", "hugo",
-         "ines", "jon", "kemal", "lena", "mario", "nadia", "olga", "pedro", "quinn", "rosa",
-         "sami", "tara", "uma", "victor", "wen", "xavier", "yara", "zoe")
-LAST = ("adams", "brown", "costa", "dubois", "evans", "fischer", "garcia", "hansen", "ivanov",
-        "jensen", "kim", "lopez", "martin", "nguyen", "okafor", "petrov", "rossi", "silva",
-        "tanaka", "weber")
+FIRST = (
+    "ada",
+    "alan",
+    "anna",
+    "bob",
+    "carla",
+    "chen",
+    "dara",
+    "emil",
+    "fatima",
+    "grace",
+    "hugo",
+    "ines",
+    "jon",
+    "kemal",
+    "lena",
+    "mario",
+    "nadia",
+    "olga",
+    "pedro",
+    "quinn",
+    "rosa",
+    "sami",
+    "tara",
+    "uma",
+    "victor",
+    "wen",
+    "xavier",
+    "yara",
+    "zoe",
+)
+LAST = (
+    "adams",
+    "brown",
+    "costa",
+    "dubois",
+    "evans",
+    "fischer",
+    "garcia",
+    "hansen",
+    "ivanov",
+    "jensen",
+    "kim",
+    "lopez",
+    "martin",
+    "nguyen",
+    "okafor",
+    "petrov",
+    "rossi",
+    "silva",
+    "tanaka",
+    "weber",
+)
 DOMAINS = ("example.com", "example.org", "example.net")
 # bcrypt (cost 4) of "seeded password": valid for verify-credentials, cheap to check.
 SEEDED_HASH = "$2b$04$OlPpVgLFaZFJB31QAVtesuUU1FzjOPosEmvpmG876eE7dOlILxKMW"
@@ -31,12 +78,18 @@ def fake_users(count: int, *, start: int = 0, now: datetime | None = None) -> It
     for i in range(start, start + count):
         first, last = FIRST[i % len(FIRST)], LAST[(i // len(FIRST)) % len(LAST)]
         created = first_at + step * (i - start)
-        yield (f"{first}.{last}.{i}@{DOMAINS[i % len(DOMAINS)]}", f"{first}_{last}{i}",
-               SEEDED_HASH, created, created)
+        yield (
+            f"{first}.{last}.{i}@{DOMAINS[i % len(DOMAINS)]}",
+            f"{first}_{last}{i}",
+            SEEDED_HASH,
+            created,
+            created,
+        )
 
 
-def seed_users(conn: psycopg.Connection, count: int, *, start: int = 0,
-               progress=None, chunk: int = 10_000) -> int:
+def seed_users(
+    conn: psycopg.Connection, count: int, *, start: int = 0, progress=None, chunk: int = 10_000
+) -> int:
     """COPYs `count` fake users in the caller's transaction; calls progress(n) per chunk."""
     copied = 0
     with conn.cursor().copy(

@@ -4,6 +4,9 @@ import psycopg
 import pytest
 from psycopg import errors
 
+from dataservice.cli import apply_migrations
+
+from .private_cluster import PrivateCluster
 from .support import find_secrets
 
 YOYO_TABLES = ("_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock")
@@ -74,10 +77,19 @@ def test_every_service_table_grants_exactly_dml_to_the_application_role(db):
         ).fetchone()[0], table
 
 
-def test_the_role_is_created_nologin(db):
-    assert db.execute(
-        "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'dataservice_app'"
-    ).fetchone() == (False,)
+def test_the_migrations_create_the_role_nologin():
+    # Roles belong to the whole cluster (and `make run` gives this one LOGIN on the shared
+    # server), so this is checked on a cluster of the test's own, where the role is new.
+    cluster = PrivateCluster()
+    try:
+        apply_migrations(cluster.url)
+        with psycopg.connect(cluster.url) as conn:
+            row = conn.execute(
+                "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'dataservice_app'"
+            ).fetchone()
+        assert row == (False,)
+    finally:
+        cluster.destroy()
 
 
 def test_the_log_check_finds_planted_secrets():

@@ -3,7 +3,7 @@
 from marshmallow import Schema, ValidationError, fields, validate
 
 from ..store.events import TYPES
-from .fields import Text
+from .fields import Text, UtcDateTime
 
 
 def _known_types(value: str) -> None:
@@ -36,7 +36,7 @@ class EventOut(Schema):
     type = fields.String(required=True, validate=validate.OneOf(TYPES))
     entity = fields.String(required=True)
     entity_id = fields.Integer(required=True)
-    occurred_at = fields.DateTime(required=True)
+    occurred_at = UtcDateTime(required=True)
     actor = fields.String(allow_none=True)
     data = fields.Dict(required=True)
 

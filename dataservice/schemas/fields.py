@@ -1,6 +1,7 @@
 """Field types shared by the schemas: strings that PostgreSQL and JSON can both carry."""
 
 import re
+from datetime import UTC
 
 from marshmallow import ValidationError, fields
 
@@ -34,3 +35,10 @@ class Email(fields.Email):
         if _CONTROL.search(value) or " " in value:
             raise ValidationError("Not a valid email address.")
         return _check_text(value)
+
+
+class UtcDateTime(fields.DateTime):
+    """RFC 3339 in UTC whatever the session's TimeZone (behind PgBouncer it is the server's)."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return super()._serialize(value.astimezone(UTC) if value else value, attr, obj, **kwargs)

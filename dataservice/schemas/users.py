@@ -10,7 +10,7 @@ from marshmallow import (
 )
 
 from ..passwords import is_accepted_hash
-from .fields import Email, Text
+from .fields import Email, Text, UtcDateTime
 
 USERNAME_PATTERN = r"^[A-Za-z0-9._-]{3,100}$"
 
@@ -71,8 +71,8 @@ class UserOut(Schema):
     id = fields.Integer(required=True)
     email = fields.String(required=True)
     username = fields.String(required=True)
-    created_at = fields.DateTime(required=True)
-    updated_at = fields.DateTime(required=True)
+    created_at = UtcDateTime(required=True)
+    updated_at = UtcDateTime(required=True)
 
 
 class UserPatch(Schema):
