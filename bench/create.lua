@@ -4,8 +4,7 @@ local hash = "$2b$04$OlPpVgLFaZFJB31QAVtesuUU1FzjOPosEmvpmG876eE7dOlILxKMW"
 local counter = 0
 local prefix
 init = function(args)
-  math.randomseed(os.time() + math.floor(os.clock() * 1e6))
-  prefix = string.format("b%x", math.random(1, 2^30))
+  prefix = random_tag("b")
 end
 request = function()
   counter = counter + 1

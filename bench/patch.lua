@@ -4,8 +4,7 @@ dofile("bench/common.lua")
 local counter = 0
 local prefix
 init = function(args)
-  math.randomseed(os.time() + math.floor(os.clock() * 1e6))
-  prefix = string.format("p%x", math.random(1, 2^30))
+  prefix = random_tag("p")
 end
 request = function()
   counter = counter + 1

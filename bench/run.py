@@ -3,16 +3,28 @@
     python bench/run.py            # the full run: 1,000,000 users, c=16 and 64, 3 repeats
     python bench/run.py --smoke    # proves the harness works, in about a minute (CI runs it)
 
-It seeds a dedicated database, starts gunicorn with the production gunicorn.conf.py, and for each
-scenario and concurrency runs a warm-up, then several timed repeats of wrk (medians reported),
-then pgbench with the same SQL (prepared statements, same client count). It samples the CPU time
-of wrk, the gunicorn processes and PostgreSQL during each cell: they share this machine's cores.
-Results go to docs/benchmarks-results.md (a table) and docs/benchmarks.png (a chart).
+`make bench` and `make bench-smoke` run it with BENCH_ADMIN_URL set (a role that may create
+databases, pointing at the maintenance database). It seeds a dedicated database (one per checkout,
+so two clones never share one), starts gunicorn with the production gunicorn.conf.py on a free
+port, and for each scenario and concurrency runs a warm-up, then several timed wrk repeats
+(medians reported), then pgbench with the same SQL (prepared statements, same client count). A
+scenario whose endpoint answers only 404/405 is reported as not available (the smoke run fails
+on it instead: CI must notice a scenario that stopped running). During each cell it reads the CPU
+time of wrk, the gunicorn processes and the PostgreSQL processes serving the benchmark database,
+and of the whole machine: they all share its cores, and "other" is everyone else's load.
+
+The full run writes its section of docs/benchmarks.md (between the bench:results markers),
+docs/benchmarks.json and the chart docs/benchmarks.png; the smoke run writes the same into var/.
+It exits non-zero when a cell had errors or non-2xx answers, or pgbench or the chart failed.
 """
 
 import argparse
+import base64
+import hashlib
+import http.client
 import json
 import os
+import platform
 import re
 import shutil
 import signal
@@ -33,68 +45,81 @@ sys.path.insert(0, str(ROOT))
 from dataservice import auth  # noqa: E402
 from dataservice.api import cursors  # noqa: E402
 from dataservice.cli import apply_migrations  # noqa: E402
-from dataservice.seed import seed_users  # noqa: E402
+from dataservice.seed import SEEDED_HASH, seed_users  # noqa: E402
 
-# verify-credentials goes last and at c=16 only: it hashes passwords for real (argon2id, 64 MiB),
-# so at c=64 it is a queue of hashes that gunicorn keeps working through after wrk stops, and the
-# next cell would measure that queue instead of its own scenario.
-SCENARIOS = [
-    "get_by_id",
-    "get_by_username",
-    "list_first",
-    "list_deep",
-    "create",
-    "patch",
-    "events",
-    "verify",
-]
-ONLY_AT = {"verify": 16}
-ENV = os.environ.copy()
+# Scenario name -> what it measures. Each has bench/<name>.lua and bench/pgbench/<name>.sql.
+SCENARIOS = {
+    "get_by_id": "GET /api/v1/users/{random id}",
+    "get_by_username": "GET /api/v1/users/by-username/{random seeded username}",
+    "list_first": "GET /api/v1/users?limit=50",
+    "list_deep": "GET /api/v1/users?limit=50&cursor=... (page 10,000)",
+    "create": "POST /api/v1/users with hashed_password",
+    "verify": "POST /api/v1/users/verify-credentials (argon2id after the first login)",
+    "patch": "PATCH /api/v1/users/{random id}",
+    "events": "GET /api/v1/events?limit=100",
+}
+PAGE = 50
+DEEP_PAGE = 10_000
+MARKERS = ("<!-- bench:results:start -->", "<!-- bench:results:end -->")
+# The issue's targets, at c=64 with every production feature on (checked in the report).
+TARGETS = {
+    "get_by_id_rps": 2_600,
+    "get_by_id_p99_ms": 40,
+    "create_rps": 1_500,
+    "create_p99_ms": 80,
+    "username_vs_id": 0.9,
+    "deep_vs_first": 1.5,
+    "batch_speedup": 20,
+}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+SMOKE_ARGON2 = {
+    "ARGON2_TIME_COST": "1",
+    "ARGON2_MEMORY_COST_KIB": "1024",
+    "ARGON2_PARALLELISM": "1",
+}
 
 
-def pg_bin(tool: str) -> str:
-    found = shutil.which(tool)
-    if found:
-        return found
-    return str(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{tool}"))[-1])
+class HarnessError(Exception):
+    """The benchmark could not measure what it should: a failure, not a slow result."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The database
+
+
+def checkout_database_name(base: str = "dataservice_bench") -> str:
+    """One benchmark database per checkout, as tests/conftest.py does for the test databases."""
+    return f"{base}_{hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]}"
 
 
 def prepare_database(admin_url: str, name: str, users: int) -> str:
-    """A migrated database with `users` seeded users (kept between runs when it already has
-    them), and an API client for the benchmark. Returns its URL."""
-    base = admin_url.rsplit("/", 1)[0]
-    url = f"{base}/{name}"
+    """A migrated database holding exactly `users` seeded users and nothing the previous run
+    wrote (a 1,000,000-user seed is kept between runs). Returns its URL."""
+    url = f"{admin_url.rsplit('/', 1)[0]}/{name}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if not exists:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     apply_migrations(url)
     with psycopg.connect(url) as conn:
-        seeded = conn.execute(
-            "SELECT count(*) FROM users WHERE email LIKE '%%@example.%%'"
-        ).fetchone()[0]
-        if seeded != users:
-            print(f"seeding {users} users ...", flush=True)
+        conn.execute("SET LOCAL statement_timeout = 0")
+        seeded = conn.execute("SELECT count(*) FROM users WHERE email LIKE '%@example.%'")
+        if seeded.fetchone()[0] != users:
+            started = time.perf_counter()
             conn.execute("TRUNCATE users, events, idempotency_keys RESTART IDENTITY")
-            conn.execute("SET LOCAL statement_timeout = 0")
             seed_users(conn, users)
-        else:  # drop what earlier runs wrote, keep the seed
-            conn.execute("DELETE FROM users WHERE email NOT LIKE '%%@example.%%'")
+            print(f"seeded {users:,} users in {time.perf_counter() - started:.1f} s", flush=True)
+        else:
+            conn.execute("DELETE FROM users WHERE email NOT LIKE '%@example.%'")
             conn.execute("TRUNCATE events, idempotency_keys")
         conn.execute("DELETE FROM api_clients WHERE name = 'bench'")
-        conn.commit()
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE users")
+        conn.execute("VACUUM ANALYZE")
     return url
 
 
 def make_token(url: str) -> str:
+    """An API client with every scope; its token goes to the Lua scripts as BENCH_TOKEN."""
     token = auth.new_token()
     with psycopg.connect(url) as conn:
         conn.execute(
@@ -104,33 +129,43 @@ def make_token(url: str) -> str:
     return token
 
 
+# ---------------------------------------------------------------------------------------------
+# The service
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class Service:
-    """gunicorn with the production configuration, on a free port."""
+    """gunicorn with the production configuration, on a free port; its log in var/."""
 
     def __init__(self, url: str, extra_env: dict):
         self.port = free_port()
-        env = {  # production settings: request log lines (into a file), metrics and auth all on
-            **ENV,
-            "DATABASE_URL": url,
-            "PORT": str(self.port),
-            **extra_env,
-        }
-        self.log = open(ROOT / "var" / "bench-gunicorn.log", "w")  # noqa: SIM115
+        env = {**os.environ, "DATABASE_URL": url, "PORT": str(self.port), **extra_env}
+        self.log_path = ROOT / "var" / "bench-gunicorn.log"
+        self.log = self.log_path.open("w")
+        gunicorn = str(Path(sys.executable).parent / "gunicorn")
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+            [gunicorn, "-c", "gunicorn.conf.py", "wsgi:app"],
             cwd=ROOT,
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
         self.base = f"http://127.0.0.1:{self.port}"
-        for _ in range(100):
+        for _ in range(150):
+            if self.process.poll() is not None:
+                break
             try:
-                urllib.request.urlopen(self.base + "/health", timeout=1).read()
+                urllib.request.urlopen(self.base + "/ready", timeout=1).read()
                 return
             except OSError:
                 time.sleep(0.2)
-        raise RuntimeError("gunicorn did not start; see var/bench-gunicorn.log")
+        self.stop()
+        raise HarnessError(f"gunicorn did not get ready; see {self.log_path}")
 
     def pids(self) -> list[int]:
         children = subprocess.run(
@@ -139,152 +174,195 @@ class Service:
         return [self.process.pid, *map(int, children)]
 
     def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(30)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(60)
         self.log.close()
 
 
-def cpu_seconds(pids) -> float:
+# ---------------------------------------------------------------------------------------------
+# CPU accounting: who used the shared cores during a cell
+
+
+def cpu_seconds(pids) -> dict[int, float]:
+    """utime + stime of each live process, in seconds."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    seconds = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+            seconds[pid] = (int(fields[11]) + int(fields[12])) / ticks
         except (FileNotFoundError, ProcessLookupError, IndexError):
             pass
-    return total / ticks
+    return seconds
 
 
-def postgres_pids() -> list[int]:
-    out = subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
+def cpu_used(before: dict, after: dict) -> float:
+    """CPU seconds between two snapshots; a process born in between counts from zero."""
+    return sum(after[pid] - before.get(pid, 0.0) for pid in after)
 
 
-def run_wrk(service: Service, scenario: str, connections: int, seconds: float, env: dict):
-    command = [
-        "wrk",
-        "-t",
-        "2",
-        "-c",
-        str(connections),
-        "-d",
-        f"{max(1, round(seconds))}s",
-        "--latency",
-        "--timeout",
-        "10s",  # verify-credentials hashes for real: slow by design, not an error
-        "-s",
-        f"bench/{scenario}.lua",
-        service.base,
-    ]
-    before = {
-        "wrk": 0.0,
-        "service": cpu_seconds(service.pids()),
-        "postgres": cpu_seconds(postgres_pids()),
-    }
+def machine_busy_seconds() -> float:
+    """CPU seconds every core has spent busy since boot (all processes of all users)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+class PostgresProcesses:
+    """The server processes that serve the benchmark database, plus the server's own background
+    processes (WAL writer, checkpointer, ...); other databases' backends are someone else's."""
+
+    def __init__(self, admin_url: str, database: str):
+        self.conn = psycopg.connect(admin_url, autocommit=True)
+        self.database = database
+
+    def pids(self) -> list[int]:
+        rows = self.conn.execute(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = %s OR backend_type NOT IN ('client backend', 'autovacuum worker')",
+            (self.database,),
+        )
+        return [pid for (pid,) in rows]
+
+
+# ---------------------------------------------------------------------------------------------
+# wrk and pgbench
+
+
+def run_wrk(service, postgres, scenario, connections, seconds, env, count_statuses=False):
+    """One wrk run; its numbers (from done() in bench/common.lua) and the CPU split."""
+    command = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{max(1, round(seconds))}s"]
+    # verify-credentials is bound by argon2id (about 0.1 to 0.2 s of a core each): at c=64 its
+    # requests queue for seconds, slow by design. A timeout counts as an error, so it is long.
+    command += ["--latency", "--timeout", "30s", "-s", f"bench/{scenario}.lua", service.base]
+    if count_statuses:
+        env = {**env, "BENCH_COUNT_STATUSES": "1"}
+    service_before = cpu_seconds(service.pids())
+    postgres_before = cpu_seconds(postgres.pids())
+    machine_before, started = machine_busy_seconds(), time.perf_counter()
     process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env={**ENV, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, text=True
     )
-    wrk_cpu = 0.0
-    while process.poll() is None:  # wrk's own CPU, read while it lives
-        wrk_cpu = max(wrk_cpu, cpu_seconds([process.pid]))
-        time.sleep(0.2)
     output = process.stdout.read()
-    after = {
-        "wrk": wrk_cpu,
-        "service": cpu_seconds(service.pids()),
-        "postgres": cpu_seconds(postgres_pids()),
+    _, status, usage = os.wait4(process.pid, 0)  # reaps wrk and gives its exact CPU time
+    process.returncode = os.waitstatus_to_exitcode(status)
+    elapsed = time.perf_counter() - started
+    cpu = {
+        "wrk": usage.ru_utime + usage.ru_stime,
+        "service": cpu_used(service_before, cpu_seconds(service.pids())),
+        "postgres": cpu_used(postgres_before, cpu_seconds(postgres.pids())),
     }
+    cpu["other"] = max(machine_busy_seconds() - machine_before - sum(cpu.values()), 0.0)
     match = re.search(r"BENCH_RESULT (\{.*\})", output)
-    if not match:
-        raise RuntimeError(f"wrk gave no result for {scenario}:\n{output}")
+    if process.returncode != 0 or not match:
+        raise HarnessError(f"wrk failed on {scenario} (exit {process.returncode}):\n{output}")
     result = json.loads(match.group(1))
+    statuses = {}
+    for status, n in result.pop("statuses"):
+        statuses[status] = statuses.get(status, 0) + n
+    result["statuses"] = statuses
     result["rps"] = result["requests"] / result["seconds"]
-    result["cpu"] = {k: (after[k] - before[k]) / result["seconds"] for k in after}
+    result["cpu"] = {who: used / elapsed for who, used in cpu.items()}  # cores in use
+    wait_until_idle(service)
     return result
 
 
-def run_pgbench(url: str, scenario: str, connections: int, seconds: float, variables: dict):
-    command = [
-        pg_bin("pgbench"),
-        "-n",
-        "-M",
-        "prepared",
-        "-c",
-        str(connections),
-        "-j",
-        "2",
-        "-T",
-        str(int(max(seconds, 1))),
-        "-f",
-        f"bench/pgbench/{scenario}.sql",
-    ]
+def wait_until_idle(service, timeout=120.0):
+    """wrk leaves, but the service still works off the requests it had accepted (seconds of
+    argon2id for verify at c=64): wait for that, or it would be counted against the next run."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = cpu_seconds(service.pids())
+        time.sleep(0.2)
+        if cpu_used(before, cpu_seconds(service.pids())) < 0.2 * 0.1:  # under 10% of a core
+            return
+    raise HarnessError(f"the service stayed busy for {timeout:g} s after wrk stopped")
+
+
+def pg_tool(name: str) -> str:
+    found = shutil.which(name) or next(
+        iter(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)), None
+    )
+    if not found:
+        raise HarnessError(f"{name} is missing: apt-get install postgresql-client")
+    return str(found)
+
+
+def run_pgbench(url, scenario, connections, seconds, variables) -> float:
+    """Transactions per second of the scenario's SQL, straight to PostgreSQL: the ceiling."""
+    command = [pg_tool("pgbench"), "-n", "-M", "prepared", "-c", str(connections), "-j", "2"]
+    command += ["-T", str(max(1, round(seconds))), "-f", f"bench/pgbench/{scenario}.sql"]
     for name, value in variables.items():
         command += ["-D", f"{name}={value}"]
-    output = subprocess.run([*command, url], cwd=ROOT, capture_output=True, text=True).stdout
-    match = re.search(r"tps = ([0-9.]+)", output)
-    return float(match.group(1)) if match else None
+    done = subprocess.run([*command, url], cwd=ROOT, capture_output=True, text=True)
+    match = re.search(r"tps = ([0-9.]+)", done.stdout)
+    failed = re.search(r"number of failed transactions: ([1-9][0-9]*)", done.stdout)
+    if done.returncode != 0 or not match or failed:
+        raise HarnessError(f"pgbench failed on {scenario}:\n{done.stdout}\n{done.stderr}")
+    return float(match.group(1))
 
 
-def deep_cursor(users: int) -> tuple[str, int]:
-    """The cursor of page 10,000 of 50 (or the middle page when there are fewer users)."""
-    page = min(10_000, max(users // 50 // 2, 1))
-    after = 50 * page
-    fingerprint = cursors.fingerprint(
-        {
-            "sort": "id",
-            "email": None,
-            "username": None,
-            "username_prefix": None,
-            "created_after": None,
-            "created_before": None,
-        }
-    )
+# ---------------------------------------------------------------------------------------------
+# Scenario inputs
+
+
+def request(service, method, path, token, body=None) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", service.port, timeout=120)
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    conn.request(method, path, json.dumps(body) if body is not None else None, headers)
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def deep_cursor(service, url, token, users) -> tuple[str | None, int]:
+    """The cursor of page 10,000 of 50 (the middle page when there are fewer users) and the id
+    it starts after. The first page's real cursor gives the format; only its position changes."""
+    page = min(DEEP_PAGE, max(users // PAGE // 2, 2))
+    with psycopg.connect(url) as conn:
+        (after,) = conn.execute(
+            "SELECT id FROM users ORDER BY id OFFSET %s LIMIT 1", (PAGE * (page - 1) - 1,)
+        ).fetchone()
+    status, body = request(service, "GET", f"/api/v1/users?limit={PAGE}", token)
+    if status in (404, 405):
+        return None, after  # no listing on this service
+    first_cursor = json.loads(body)["next_cursor"]
+    raw = base64.urlsafe_b64decode(first_cursor + "=" * (-len(first_cursor) % 4))
+    document, _ = json.JSONDecoder().raw_decode(raw.decode("latin-1"))  # JSON, then a checksum
+    fingerprint = document["q"]
     return cursors.encode([after], fingerprint), after
 
 
-def batch_ratio(service: Service, token: str, operations: int) -> dict:
+def batch_ratio(service, token: str, operations: int) -> dict | None:
     """One batch of `operations` creates against as many single POSTs sent one after another
-    on one keep-alive connection."""
-    import http.client
-
-    hash_ = "$2b$04$OlPpVgLFaZFJB31QAVtesuUU1FzjOPosEmvpmG876eE7dOlILxKMW"
+    on one keep-alive connection. None when the service has no batch endpoint."""
     tag = os.urandom(4).hex()
+    conn = http.client.HTTPConnection("127.0.0.1", service.port, timeout=300)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    conn = http.client.HTTPConnection("127.0.0.1", service.port, timeout=120)
 
     def body(kind, n):
-        return {
-            "email": f"{kind}{tag}{n}@batch.example",
-            "username": f"{kind}{tag}{n}",
-            "hashed_password": hash_,
-        }
+        name = f"{kind}{tag}_{n}"
+        return {"email": f"{name}@batch.example", "username": name, "hashed_password": SEEDED_HASH}
 
-    started = time.perf_counter()
-    for n in range(operations):
-        conn.request("POST", "/api/v1/users", json.dumps(body("s", n)), headers)
+    def send(path, payload, expected):
+        conn.request("POST", path, json.dumps(payload), headers)
         response = conn.getresponse()
         response.read()
-        assert response.status == 201, response.status
-    singles = time.perf_counter() - started
-    payload = json.dumps(
-        {
-            "operations": [
-                {"method": "POST", "path": "/api/v1/users", "body": body("b", n)}
-                for n in range(operations)
-            ]
-        }
-    )
+        if response.status != expected:
+            raise HarnessError(f"POST {path} answered {response.status}, not {expected}")
+
+    probe, _ = request(service, "POST", "/api/v1/batch", token, {"operations": []})
+    if probe in (404, 405):
+        return None
     started = time.perf_counter()
-    conn.request("POST", "/api/v1/batch", payload, headers)
-    response = conn.getresponse()
-    response.read()
-    assert response.status == 200, response.status
+    for n in range(operations):
+        send("/api/v1/users", body("s", n), 201)
+    singles = time.perf_counter() - started
+    operations_body = [
+        {"method": "POST", "path": "/api/v1/users", "body": body("b", n)} for n in range(operations)
+    ]
+    started = time.perf_counter()
+    send("/api/v1/batch", {"operations": operations_body}, 200)
     batch = time.perf_counter() - started
     return {
         "operations": operations,
@@ -294,147 +372,316 @@ def batch_ratio(service: Service, token: str, operations: int) -> dict:
     }
 
 
-def write_report(results: dict, args, out: Path):
-    lines = [
-        f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {args.users:,} users, "
-        f"{args.seconds:g} s per repeat, {args.repeats} repeat(s) (median), warm-up "
-        f"{args.warmup:g} s, `{args.label}`. wrk, gunicorn and PostgreSQL share "
-        f"{os.cpu_count()} cores; CPU columns are cores used by each during the cell.",
-        "",
-        "| scenario | c | req/s | p50 ms | p99 ms | non-2xx | pgbench tps | ratio | CPU wrk | "
-        "CPU service | CPU postgres |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+# ---------------------------------------------------------------------------------------------
+# The report
+
+
+def machine_description(url: str) -> list[str]:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = re.search(r"model name\s*:\s*(.*)", cpuinfo)
+    memory_kib = int(re.search(r"MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text()).group(1))
+    with psycopg.connect(url) as conn:
+        server = conn.execute("SHOW server_version").fetchone()[0]
+        buffers = conn.execute("SHOW shared_buffers").fetchone()[0]
+    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
+    return [
+        f"- CPU: {model.group(1) if model else platform.processor()}, "
+        f"{os.cpu_count()} cores shared by wrk, gunicorn and PostgreSQL",
+        f"- Memory: {memory_kib / 1024 / 1024:.1f} GiB; Linux {platform.release()}",
+        f"- PostgreSQL {server} (shared_buffers {buffers}), same machine, over TCP loopback",
+        f"- {wrk.strip()}; Python {platform.python_version()}",
     ]
-    for (scenario, connections), cell in results["cells"].items():
-        ceiling = cell["pgbench_tps"]
-        ratio = f"{cell['rps'] / ceiling:.3f}" if ceiling else "n/a"
+
+
+def service_settings(extra_env: dict) -> str:
+    def value(name, default):
+        return extra_env.get(name, os.environ.get(name, default))
+
+    return (
+        f"gunicorn gthread, WEB_WORKERS={value('WEB_WORKERS', os.cpu_count())}, "
+        f"WEB_THREADS={value('WEB_THREADS', 4)}, "
+        f"DATABASE_POOL_MAX_SIZE={value('DATABASE_POOL_MAX_SIZE', 4)}; "
+        f"auth, metrics and JSON request logs on"
+        + "".join(f"; {name}={value}" for name, value in sorted(extra_env.items()))
+    )
+
+
+def targets_table(results: dict) -> list[str]:
+    """The issue's targets next to this run's numbers (c=64 cells only)."""
+    cells, rows = results["cells"], []
+
+    def cell(name):
+        return cells.get(f"{name}@64")
+
+    def row(target, measured, met):
+        rows.append(f"| {target} | {measured} | {'yes' if met else '**no**'} |")
+
+    if cell("get_by_id"):
+        c = cell("get_by_id")
+        row(
+            f"GET by id ≥ {TARGETS['get_by_id_rps']:,}/s, p99 ≤ {TARGETS['get_by_id_p99_ms']} ms",
+            f"{c['rps']:,.0f}/s, p99 {c['p99_ms']:.1f} ms",
+            c["rps"] >= TARGETS["get_by_id_rps"] and c["p99_ms"] <= TARGETS["get_by_id_p99_ms"],
+        )
+    if cell("get_by_id") and cell("get_by_username"):
+        ratio = cell("get_by_username")["rps"] / cell("get_by_id")["rps"]
+        row(
+            "GET by username within 10% of GET by id",
+            f"{ratio:.2f}x",
+            ratio >= TARGETS["username_vs_id"],
+        )
+    if cell("create"):
+        c = cell("create")
+        row(
+            f"POST ≥ {TARGETS['create_rps']:,}/s, p99 ≤ {TARGETS['create_p99_ms']} ms",
+            f"{c['rps']:,.0f}/s, p99 {c['p99_ms']:.1f} ms",
+            c["rps"] >= TARGETS["create_rps"] and c["p99_ms"] <= TARGETS["create_p99_ms"],
+        )
+    if cell("list_first") and cell("list_deep"):
+        cost = cell("list_first")["rps"] / cell("list_deep")["rps"]
+        row(
+            "page 10,000 costs ≤ 1.5x page 1 (inverse throughput)",
+            f"{cost:.2f}x",
+            cost <= TARGETS["deep_vs_first"],
+        )
+    if results.get("batch"):
+        speedup = results["batch"]["speedup"]
+        row(
+            "1,000-op batch ≥ 20x faster than 1,000 single POSTs",
+            f"{speedup:.1f}x",
+            speedup >= TARGETS["batch_speedup"],
+        )
+    rows.append(
+        "| auth + metrics + logs cost ≤ 10% of GET by id | not measured by this run "
+        "(needs a run with them off) | |"
+    )
+    return ["| target (c=64) | measured | met |", "|---|---|---|", *rows]
+
+
+def results_section(results: dict, args, machine: list[str], chart_name: str) -> str:
+    lines = [
+        f"### Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(results['started']))}",
+        "",
+        f"{args.users:,} users; {args.seconds:g} s per repeat, {args.repeats} repeat(s) "
+        f"(medians), {args.warmup:g} s warm-up per cell; {results['settings']}; "
+        f"label: {args.label}. Load average before the run: {results['load_before']}, "
+        f"after: {results['load_after']} (anything above 0 is someone else's work).",
+        "",
+        *machine,
+        "",
+        "CPU columns: cores in use during the cell (2.00 = both cores), from /proc: wrk, the "
+        "gunicorn processes, the PostgreSQL processes of the benchmark database, and everything "
+        "else on the machine.",
+        "",
+        "| scenario | c | req/s | p50 ms | p99 ms | pgbench tps | ratio | CPU wrk | "
+        "CPU service | CPU postgres | CPU other |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key, cell in results["cells"].items():
+        scenario, connections = key.split("@")
         cpu = cell["cpu"]
         lines.append(
             f"| {scenario} | {connections} | {cell['rps']:,.0f} | {cell['p50_ms']:.1f} | "
-            f"{cell['p99_ms']:.1f} | {cell['non2xx']} | "
-            f"{ceiling:,.0f} | {ratio} | {cpu['wrk']:.2f} | {cpu['service']:.2f} | "
-            f"{cpu['postgres']:.2f} |"
-            if ceiling
-            else f"| {scenario} | {connections} | {cell['rps']:,.0f} | {cell['p50_ms']:.1f} | "
-            f"{cell['p99_ms']:.1f} | {cell['non2xx']} | n/a | n/a | {cpu['wrk']:.2f} | "
-            f"{cpu['service']:.2f} | {cpu['postgres']:.2f} |"
+            f"{cell['p99_ms']:.1f} | {cell['pgbench_tps']:,.0f} | "
+            f"{cell['rps'] / cell['pgbench_tps']:.3f} | {cpu['wrk']:.2f} | "
+            f"{cpu['service']:.2f} | {cpu['postgres']:.2f} | {cpu['other']:.2f} |"
         )
+    for scenario in results["not_available"]:
+        lines.append(f"| {scenario} | | not available on this service | | | | | | | | |")
     batch = results.get("batch")
+    lines.append("")
     if batch:
-        lines += [
-            "",
-            f"Batch: {batch['operations']} creates in one batch took "
-            f"{batch['batch_s'] * 1000:.0f} ms; the same number of single POSTs, one "
-            f"after another on one keep-alive connection, took "
-            f"{batch['singles_s'] * 1000:.0f} ms: **{batch['speedup']:.1f}x**.",
-        ]
-    out.write_text("\n".join(lines) + "\n")
-    (out.with_suffix(".json")).write_text(
-        json.dumps(
-            {"cells": {f"{s}@{c}": v for (s, c), v in results["cells"].items()}, "batch": batch},
-            indent=2,
+        lines.append(
+            f"Batch: {batch['operations']:,} creates in one batch took "
+            f"{batch['batch_s'] * 1000:,.0f} ms; as many single POSTs, one after another on one "
+            f"keep-alive connection, took {batch['singles_s'] * 1000:,.0f} ms: "
+            f"**{batch['speedup']:.1f}x**."
         )
-    )
+    elif "create" in results["scenarios"]:
+        lines.append("Batch: not available on this service.")
+    lines += ["", *targets_table(results), "", f"![throughput and p99]({chart_name})", ""]
+    return "\n".join(lines)
+
+
+def write_report(section: str, path: Path):
+    """Replaces the results between the markers of `path` (or writes a new file)."""
+    start, end = MARKERS
+    text = path.read_text() if path.exists() else ""
+    if start in text and end in text:
+        text = text[: text.index(start) + len(start)] + "\n" + section + text[text.index(end) :]
+    else:
+        text = f"# Benchmark results\n\n{start}\n{section}{end}\n"
+    path.write_text(text)
 
 
 def write_chart(results: dict, path: Path):
     try:
         import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib missing: no chart (make bench installs it)")
-        return
+        raise HarnessError("matplotlib is missing: pip install -e '.[bench]'") from None
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     cells = results["cells"]
-    labels = [f"{s}\nc={c}" for s, c in cells]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 7), sharex=True)
+    labels = [key.replace("@", "\nc=") for key in cells]
     x = range(len(labels))
-    top.bar(x, [cell["rps"] for cell in cells.values()], color="#3b6ea5")
-    top.set_ylabel("requests/s")
-    top.set_title("dataservice under wrk (gunicorn, PostgreSQL and wrk on one machine)")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(8, len(labels) * 0.8), 7), sharex=True)
+    top.bar(x, [cell["rps"] for cell in cells.values()], color="#3b6ea5", label="service")
+    top.plot(
+        x,
+        [cell["pgbench_tps"] for cell in cells.values()],
+        "k_",
+        markersize=14,
+        label="pgbench ceiling",
+    )
+    top.set_yscale("log")
+    top.set_ylabel("requests/s (log)")
+    top.legend(loc="upper right", fontsize=8)
+    top.set_title(
+        f"dataservice, {results['users']:,} users\nwrk, gunicorn and PostgreSQL on one machine",
+        fontsize=10,
+    )
     bottom.bar(x, [cell["p99_ms"] for cell in cells.values()], color="#c0504d")
-    bottom.set_ylabel("p99 latency, ms")
+    bottom.set_yscale("log")
+    bottom.set_ylabel("p99 latency, ms (log)")
     bottom.set_xticks(list(x), labels, rotation=60, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def measure_cell(service, postgres, url, scenario, connections, args, wrk_env, pg_vars):
+    runs = [
+        run_wrk(service, postgres, scenario, connections, args.seconds, wrk_env)
+        for _ in range(args.repeats)
+    ]
+    cell = {
+        name: statistics.median(run[name] for run in runs) for name in ("rps", "p50_ms", "p99_ms")
+    }
+    cell["cpu"] = {
+        who: statistics.median(run["cpu"][who] for run in runs) for who in runs[0]["cpu"]
+    }
+    cell["errors"] = sum(run["errors"] for run in runs)
+    cell["non2xx"] = sum(run["non2xx"] for run in runs)
+    cell["repeats"] = runs
+    cell["pgbench_tps"] = run_pgbench(url, scenario, connections, min(args.seconds, 5), pg_vars)
+    return cell
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny and fast: proves the harness")
     parser.add_argument("--users", type=int, default=1_000_000)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per timed repeat")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--connections", default="16,64")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--batch", type=int, default=1000, help="operations in the batch test")
     parser.add_argument("--label", default="production gunicorn.conf.py defaults")
     parser.add_argument(
-        "--env",
-        action="append",
-        default=[],
-        help="NAME=VALUE for the service (e.g. WEB_WORKERS=4); repeatable",
+        "--env", action="append", default=[], help="NAME=VALUE for the service; repeatable"
     )
-    parser.add_argument("--database", default="dataservice_bench")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks-results.md"))
+    parser.add_argument("--database", default=None, help="default: one per checkout")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args()
     if args.smoke:
-        args.users, args.seconds, args.warmup, args.repeats = 5_000, 2.0, 0.5, 1
-        args.connections, args.database = "16", args.database + "_smoke"
+        args.users, args.seconds, args.warmup, args.repeats = 5_000, 2.0, 1.0, 1
+        args.connections, args.batch = "16", 100
         args.out = str(ROOT / "var" / "bench-smoke.md")
-    admin_url = os.environ["BENCH_ADMIN_URL"]
+    args.database = args.database or checkout_database_name() + ("_smoke" if args.smoke else "")
+    scenarios = args.scenarios.split(",")
+    unknown = set(scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios {sorted(unknown)}; choose from {', '.join(SCENARIOS)}")
+    admin_url = os.environ.get("BENCH_ADMIN_URL")
+    if not admin_url:
+        parser.error("set BENCH_ADMIN_URL (make bench does), e.g. postgresql://u:p@host/postgres")
+
+    started = time.perf_counter()
     (ROOT / "var").mkdir(exist_ok=True)
     url = prepare_database(admin_url, args.database, args.users)
     token = make_token(url)
-    cursor, deep_after = deep_cursor(args.users)
-    wrk_env = {"BENCH_TOKEN": token, "BENCH_USERS": str(args.users), "BENCH_DEEP_CURSOR": cursor}
-    pg_vars = {"users": args.users, "deep_after": deep_after}
     service_env = dict(item.split("=", 1) for item in args.env)
+    if args.smoke:  # it times nothing: cheap argon2id lets verify finish requests in 2 s
+        service_env = {**SMOKE_ARGON2, **service_env}
+    postgres = PostgresProcesses(admin_url, args.database)
     service = Service(url, service_env)
-    results = {"cells": {}}
+    results = {
+        "started": time.time(),
+        "users": args.users,
+        "scenarios": scenarios,
+        "cells": {},
+        "not_available": [],
+        "load_before": " ".join(f"{v:.1f}" for v in os.getloadavg()),
+        "settings": service_settings(service_env),
+    }
+    failures = []
     try:
-        for scenario in args.scenarios.split(","):
+        cursor, deep_after = deep_cursor(service, url, token, args.users)
+        wrk_env = {"BENCH_TOKEN": token, "BENCH_USERS": str(args.users)}
+        wrk_env["BENCH_DEEP_CURSOR"] = cursor or ""
+        pg_vars = {"users": args.users, "deep_after": deep_after}
+        for scenario in scenarios:
             for connections in map(int, args.connections.split(",")):
-                if scenario in ONLY_AT and connections != ONLY_AT[scenario]:
-                    continue
-                run_wrk(service, scenario, connections, args.warmup, wrk_env)  # warm-up
-                runs = [
-                    run_wrk(service, scenario, connections, args.seconds, wrk_env)
-                    for _ in range(args.repeats)
-                ]
-                median = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
-                cell = {
-                    **median,
-                    "rps": statistics.median(r["rps"] for r in runs),
-                    "pgbench_tps": run_pgbench(
-                        url, scenario, connections, min(args.seconds, 5), pg_vars
-                    ),
-                }
-                results["cells"][(scenario, connections)] = cell
+                warm = run_wrk(service, postgres, scenario, connections, args.warmup, wrk_env, True)
+                statuses = warm["statuses"]
+                if statuses and set(statuses) <= {404, 405}:
+                    results["not_available"].append(scenario)
+                    print(f"{scenario:16} not available on this service ({statuses})", flush=True)
+                    break
+                if set(statuses) - set(range(200, 300)) or warm["errors"]:
+                    failures.append(f"{scenario} c={connections} warm-up: statuses {statuses}")
+                cell = measure_cell(
+                    service, postgres, url, scenario, connections, args, wrk_env, pg_vars
+                )
+                results["cells"][f"{scenario}@{connections}"] = cell
+                if cell["errors"] or cell["non2xx"] or not cell["rps"]:
+                    failures.append(
+                        f"{scenario} c={connections}: {cell['errors']} errors, "
+                        f"{cell['non2xx']} non-2xx"
+                    )
+                cpu, ratio = cell["cpu"], cell["rps"] / cell["pgbench_tps"]
                 print(
-                    f"{scenario:16} c={connections:<3} {cell['rps']:8.0f} req/s  "
-                    f"p50 {cell['p50_ms']:6.1f} ms  p99 {cell['p99_ms']:6.1f} ms  "
-                    f"non-2xx {cell['non2xx']}  pgbench {cell['pgbench_tps'] or 0:8.0f} tps",
+                    f"{scenario:16} c={connections:<3} {cell['rps']:8,.0f} req/s  p50 "
+                    f"{cell['p50_ms']:6.1f} ms  p99 {cell['p99_ms']:6.1f} ms  pgbench "
+                    f"{cell['pgbench_tps']:8,.0f} tps  ratio {ratio:.3f}  cores: wrk "
+                    f"{cpu['wrk']:.2f} service {cpu['service']:.2f} postgres "
+                    f"{cpu['postgres']:.2f} other {cpu['other']:.2f}",
                     flush=True,
                 )
-        if not args.smoke or "create" in args.scenarios:
-            results["batch"] = batch_ratio(service, token, 1000 if not args.smoke else 200)
-            print(f"batch: {results['batch']}", flush=True)
+        if "create" in scenarios and args.batch:
+            results["batch"] = batch_ratio(service, token, args.batch)
+            print(f"batch: {results['batch'] or 'not available on this service'}", flush=True)
     finally:
         service.stop()
+        postgres.conn.close()
+    results["load_after"] = " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+    if not results["cells"]:
+        sys.exit(f"no scenario ran; not available: {results['not_available']}")
     out = Path(args.out)
-    write_report(results, args, out)
-    write_chart(results, out.with_suffix(".png"))
-    failures = [
-        key
-        for key, cell in results["cells"].items()
-        if cell["requests"] == 0 or cell["errors"] or cell["non2xx"]
-    ]
+    chart = out.with_suffix(".png")
+    write_chart(results, chart)
+    section = results_section(results, args, machine_description(url), chart.name)
+    write_report(section, out)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    if args.smoke and results["not_available"]:
+        failures.append(f"not available: {results['not_available']} (the smoke run needs all)")
     if failures:
-        sys.exit(f"cells with errors or non-2xx answers: {failures}")
-    print(f"wrote {out}")
+        sys.exit("benchmark harness failures:\n  " + "\n  ".join(failures))
+    print(
+        f"wrote {out}, {chart.name} and {out.with_suffix('.json').name} "
+        f"in {time.perf_counter() - started:.0f} s"
+    )
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except HarnessError as error:
+        sys.exit(f"benchmark harness failure: {error}")

@@ -173,7 +173,22 @@ def nodes(plan: dict):
 
 def test_every_query_has_sample_parameters():
     missing = sorted(set(named_queries()) - set(SAMPLES))
-    assert not missing, f"add sample parameters to SAMPLES in {__file__} for: {missing}"
+    templates = "\n".join(sample_template(name) for name in missing)
+    assert not missing, (
+        f"new queries have no sample parameters: add realistic values (ids that exist in the "
+        f"seeded 100,000 users, filters as clients send them) to SAMPLES in {__file__}:\n"
+        f"{templates}"
+    )
+    stale = sorted(set(SAMPLES) - set(named_queries()))
+    assert not stale, f"SAMPLES names queries that no longer exist: {stale}"
+
+
+def sample_template(query_name: str) -> str:
+    """The SAMPLES line to fill in for a query, its parameters named."""
+    resource, name = query_name.split(".")
+    parameters = getattr(getattr(queries, resource), name).parameters or []
+    fields = ", ".join(f'"{p}": ...' for p in parameters)
+    return f'    "{query_name}": [{{{fields}}}],'
 
 
 @pytest.mark.parametrize("query_name", sorted(SAMPLES))
@@ -195,4 +210,8 @@ def test_plan_uses_indexes_and_stays_cheap(planned_db, query_name):
         if (query_name, variant) in ALLOWED:
             assert problems, f"{query_name} #{variant} is fine now: remove it from ALLOWED"
         else:
-            assert not problems, f"{query_name} #{variant}: {'; '.join(problems)}"
+            assert not problems, (
+                f"{query_name} #{variant}: {'; '.join(problems)}. Give it an index (a new "
+                f"migration), or, when that is intended, add ({query_name!r}, {variant}) to "
+                f"ALLOWED with the reason"
+            )
