@@ -15,6 +15,7 @@ from psycopg import sql
 log = logging.getLogger(__name__)
 
 CHANNEL = "dataservice_events"
+_LISTEN = sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL))  # a fixed identifier, no values
 
 
 class ChangeNotifier:
@@ -67,7 +68,7 @@ class ChangeNotifier:
                 with psycopg.connect(
                     self._conninfo, autocommit=True, application_name="dataservice-listener"
                 ) as conn:
-                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
+                    conn.execute(_LISTEN)
                     self._wake()  # events may have committed while we were not listening
                     while not self._stopping.is_set():
                         for _ in conn.notifies(timeout=1.0):
