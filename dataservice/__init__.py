@@ -4,7 +4,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from . import auth, db, errors, logs, metrics, observe
+from . import auth, db, errors, logs, metrics, observe, replica
 from . import config as config_module
 from .api import batch, docs, events, health, idempotency, users
 from .api.converters import BigintConverter, bigint_schema
@@ -34,6 +34,8 @@ def close(app: Flask) -> None:
     """Releases what a worker holds: the pool's connections and the feed's listener."""
     app.extensions["notifier"].close()
     app.extensions["db"].close()
+    if "replica" in app.extensions:
+        app.extensions["replica"].close()
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -62,6 +64,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["migrations"] = migration_ids()
     observe.init_app(app)  # first request hooks: request id, clock; metrics and log line last
     auth.init_app(app)  # after observe: a 401 still gets its request id and log line
+    replica.init_app(app)
 
     app.url_map.converters["bigint"] = BigintConverter
     api = ServiceApi(app)

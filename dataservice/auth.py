@@ -96,7 +96,7 @@ def _client_for(token: str) -> tuple[str, frozenset]:
     cached = cache.get(digest)
     if cached is not None:
         return cached
-    with db.connection() as conn:
+    with db.get().connection() as conn:  # the primary: a new token must work at once
         client = store.get_active_by_token_hash(conn, digest)
     # The lookup was by hash already; compare again in constant time, as a second lock.
     if client is None or not hmac.compare_digest(bytes(client["token_hash"]), digest):

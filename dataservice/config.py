@@ -122,6 +122,19 @@ SETTINGS = (
     ),
     Setting("ARGON2_PARALLELISM", "4", _positive_int, "argon2id lanes for new password hashes."),
     Setting(
+        "DATABASE_REPLICA_URL",
+        "",
+        str,
+        "Optional streaming replica for GET reads (read-your-writes via X-Min-Data-Version).",
+        secret=True,
+    ),
+    Setting(
+        "DATABASE_REPLICA_MAX_LAG_SECONDS",
+        "5",
+        _positive_float,
+        "A replica further behind than this serves no reads until it catches up.",
+    ),
+    Setting(
         "DATABASE_PGBOUNCER",
         "false",
         _boolean,

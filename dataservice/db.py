@@ -14,7 +14,7 @@ from contextlib import contextmanager, nullcontext
 from time import monotonic
 
 import psycopg
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, request
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
@@ -84,14 +84,21 @@ def _unavailable(exc: psycopg.OperationalError) -> Unavailable:
 
 
 class Database:
-    def __init__(self, config: dict):
+    def __init__(
+        self,
+        config: dict,
+        *,
+        url: str | None = None,
+        name: str = "dataservice",
+        timeout: float | None = None,
+    ):
         options = (
             "-c TimeZone=UTC"
             f" -c statement_timeout={config['DATABASE_STATEMENT_TIMEOUT_MS']}"
             f" -c idle_in_transaction_session_timeout="
             f"{config['DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS']}"
         )
-        self.timeout = config["DATABASE_POOL_TIMEOUT"]
+        self.timeout = timeout or config["DATABASE_POOL_TIMEOUT"]
         session = {"options": options}
         if config["DATABASE_PGBOUNCER"]:
             # Transaction pooling hands each transaction to any server connection: a prepared
@@ -99,16 +106,16 @@ class Database:
             # the options startup parameter. Timeouts then come from ALTER ROLE ... SET.
             session = {"prepare_threshold": None}
         self.pool = ConnectionPool(
-            libpq_url(config["DATABASE_URL"]),
+            libpq_url(url or config["DATABASE_URL"]),
             min_size=config["DATABASE_POOL_MIN_SIZE"],
             max_size=config["DATABASE_POOL_MAX_SIZE"],
             timeout=self.timeout,
             open=False,  # opened in the worker process, never before gunicorn forks
-            name="dataservice",
+            name=name,
             kwargs={
                 "autocommit": True,
                 "row_factory": dict_row,
-                "application_name": "dataservice",
+                "application_name": name,
                 "connect_timeout": max(1, round(self.timeout)),
                 **session,
             },
@@ -135,8 +142,15 @@ class Database:
         """A pooled connection in autocommit mode, for reads that need no transaction."""
         pool = self.open()
         conn = self._checkout(pool)
-        try:
+        with self.lent(conn):
             yield conn
+
+    @contextmanager
+    def lent(self, conn: psycopg.Connection) -> Iterator[None]:
+        """Maps a failure while `conn` is used to a 503 and gives it back to the pool."""
+        pool = self.pool
+        try:
+            yield
         except psycopg.OperationalError as exc:
             log.warning("database operation failed: %s: %s", type(exc).__name__, exc)
             raise _unavailable(exc) from exc
@@ -148,6 +162,10 @@ class Database:
         """One transaction: committed when the block ends cleanly, rolled back on any error."""
         with self.connection() as conn, conn.transaction():
             yield conn
+
+    def checkout(self) -> psycopg.Connection:
+        """A connection to give back with `lent()` (for callers that may not keep it)."""
+        return self._checkout(self.open())
 
     def _checkout(self, pool: ConnectionPool) -> psycopg.Connection:
         # Skips connections the server has closed without the pool's own check loop, which
@@ -190,9 +208,15 @@ def request_transaction() -> Iterator[psycopg.Connection]:
 
 
 def connection():
-    """A connection for reads: the request's transaction when one is open, else a pooled one."""
+    """A connection for reads: the request's transaction when one is open; for a GET, the
+    replica when one is configured and fresh enough (see replica.py); else the primary."""
     shared = g.get("request_conn")
-    return nullcontext(shared) if shared is not None else get().connection()
+    if shared is not None:
+        return nullcontext(shared)
+    replica = current_app.extensions.get("replica")
+    if replica is not None and request.method in ("GET", "HEAD"):
+        return replica.read_connection(get())
+    return get().connection()
 
 
 def transaction():

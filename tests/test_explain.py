@@ -111,6 +111,9 @@ SAMPLES = {
     "clients.list_clients": [{}],
     "clients.revoke_client": [{"name": "n"}],
     "health.applied_migrations": [{}],
+    "replica.replay_lag_seconds": [{}],
+    "replica.has_replayed": [{"lsn": "0/0"}],
+    "replica.current_lsn": [{}],
 }
 
 # Intentional exceptions, each with its reason.

@@ -1,0 +1,127 @@
+"""Reads from a streaming replica, with read-your-writes.
+
+With DATABASE_REPLICA_URL set, GET requests read from the replica unless it is down or has
+fallen behind by more than DATABASE_REPLICA_MAX_LAG_SECONDS (checked at most once a second per
+process); writes and request transactions always use the primary. Every successful write answers
+`X-Data-Version: <the primary's WAL position after the commit>`; a GET that sends it back as
+`X-Min-Data-Version` is served by the replica only once the replica has replayed that far, else
+by the primary. Without a replica the headers cost nothing and the primary serves everything.
+"""
+
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from time import monotonic
+
+import psycopg
+from flask import Flask, g, request
+
+from . import db
+from .errors import BadRequest, Unavailable
+from .observe import NESTED
+from .store import replica as store
+
+log = logging.getLogger(__name__)
+
+DATA_VERSION = "X-Data-Version"
+MIN_DATA_VERSION = "X-Min-Data-Version"
+_LSN = re.compile(r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}")
+_CHECK_EVERY = 1.0
+
+
+class Replica:
+    def __init__(self, config: dict):
+        # A short pool timeout: a dead replica must cost a read a fraction of a second, not the
+        # primary's full wait, before it falls back.
+        self.database = db.Database(
+            config,
+            url=config["DATABASE_REPLICA_URL"],
+            name="dataservice-replica",
+            timeout=min(0.5, config["DATABASE_POOL_TIMEOUT"]),
+        )
+        self.max_lag = config["DATABASE_REPLICA_MAX_LAG_SECONDS"]
+        self._lock = threading.Lock()
+        self._checked_at = -_CHECK_EVERY
+        self._fresh = False
+
+    def fresh(self) -> bool:
+        """Up and within the lag bound, as last checked (at most once a second)."""
+        if monotonic() - self._checked_at >= _CHECK_EVERY and self._lock.acquire(blocking=False):
+            try:
+                self._fresh = self._check()
+                self._checked_at = monotonic()
+            finally:
+                self._lock.release()
+        return self._fresh
+
+    def _check(self) -> bool:
+        try:
+            with self.database.connection() as conn:
+                lag = store.replay_lag_seconds(conn)
+        except Unavailable:
+            log.warning("replica unreachable: reads go to the primary")
+            return False
+        if lag > self.max_lag:
+            log.warning("replica %.1f s behind: reads go to the primary", lag)
+        return lag <= self.max_lag
+
+    def _borrow(self, min_version: str | None) -> psycopg.Connection | None:
+        """A replica connection fit for this read, or None (then the primary serves it)."""
+        if not self.fresh():
+            return None
+        try:
+            conn = self.database.checkout()
+        except Unavailable:
+            self._fresh = False
+            return None
+        try:
+            if min_version is None or store.has_replayed(conn, min_version):
+                return conn
+        except psycopg.Error:
+            self._fresh = False
+        self.database.pool.putconn(conn)
+        return None
+
+    @contextmanager
+    def read_connection(self, primary: db.Database) -> Iterator[psycopg.Connection]:
+        conn = self._borrow(g.get("min_data_version"))
+        if conn is None:
+            with primary.connection() as conn:
+                yield conn
+            return
+        with self.database.lent(conn):
+            yield conn
+
+    def close(self) -> None:
+        self.database.close()
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _min_data_version():
+        version = request.headers.get(MIN_DATA_VERSION)
+        if version is not None and not _LSN.fullmatch(version):
+            raise BadRequest(
+                f"{MIN_DATA_VERSION} must be a data version this service returned (like 0/16B3748)"
+            )
+        g.min_data_version = version
+
+    if not app.config["DATABASE_REPLICA_URL"]:
+        return
+    app.extensions["replica"] = Replica(app.config)
+
+    @app.after_request
+    def _data_version(response):
+        if (
+            request.method not in ("GET", "HEAD")
+            and 200 <= response.status_code < 300
+            and NESTED not in request.environ
+        ):
+            try:
+                with db.get().connection() as conn:
+                    response.headers[DATA_VERSION] = store.current_lsn(conn)
+            except Unavailable:  # the write is committed; only the token is missing
+                log.warning("no %s for a committed write: the primary did not answer", DATA_VERSION)
+        return response

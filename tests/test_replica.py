@@ -1,0 +1,168 @@
+"""A real streaming replica (pg_basebackup of a private primary, started on another port): GETs
+read from it, fall back to the primary when it is down or too far behind, and a client that
+sends back X-Data-Version as X-Min-Data-Version reads its own writes."""
+
+import shutil
+import time
+
+import psycopg
+import pytest
+
+from dataservice import close, create_app
+from dataservice.cli import apply_migrations
+
+from .private_cluster import PrivateCluster, free_port
+from .support import FAST_ARGON2, AuthorizedClient, new_user, register_test_client
+
+
+class Standby(PrivateCluster):
+    """A hot standby of `primary`, streaming from it."""
+
+    def __init__(self, primary: PrivateCluster):  # not PrivateCluster.__init__: no initdb here
+        self.bin, self.port, self._as_root = primary.bin, free_port(), primary._as_root
+        self.dir = primary.dir / "standby-home"
+        self.dir.mkdir()
+        if self._as_root:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self.data = self.dir / "data"
+        self._run(
+            "pg_basebackup",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(primary.port),
+            "-U",
+            "postgres",
+            "-D",
+            str(self.data),
+            "-R",
+            "-X",
+            "stream",
+        )
+        self.start()
+
+
+@pytest.fixture(scope="module")
+def clusters():
+    primary = PrivateCluster()
+    standby = None
+    try:
+        apply_migrations(primary.url)
+        with psycopg.connect(primary.url, autocommit=True) as conn:
+            register_test_client(conn)
+        standby = Standby(primary)
+        yield primary, standby
+    finally:
+        if standby is not None:
+            standby.destroy()
+        primary.destroy()
+
+
+@pytest.fixture
+def make_replica_app(clusters):
+    primary, standby = clusters
+    apps = []
+
+    def make(**overrides):
+        app = create_app(
+            {
+                "DATABASE_URL": primary.url,
+                "DATABASE_REPLICA_URL": standby.url,
+                "DATABASE_POOL_MIN_SIZE": 1,
+                "DATABASE_POOL_TIMEOUT": 2.0,
+                **FAST_ARGON2,
+                **overrides,
+            }
+        )
+        app.test_client_class = AuthorizedClient
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        close(app)
+
+
+def wait_replayed(standby, lsn):
+    with psycopg.connect(standby.url, autocommit=True) as conn:
+        for _ in range(100):
+            if conn.execute(
+                "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), %s) >= 0", (lsn,)
+            ).fetchone()[0]:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the standby never replayed the write")
+
+
+def replay(standby, paused: bool):
+    with psycopg.connect(standby.url, autocommit=True) as conn:
+        conn.execute("SELECT pg_wal_replay_pause()" if paused else "SELECT pg_wal_replay_resume()")
+
+
+def test_reads_come_from_the_replica_and_read_your_writes_from_the_primary(
+    clusters, make_replica_app
+):
+    _, standby = clusters
+    client = make_replica_app().test_client()
+    created = client.post("/api/v1/users", json=new_user(1))
+    assert created.status_code == 201
+    user, version = created.get_json(), created.headers["X-Data-Version"]
+    wait_replayed(standby, version)
+    replay(standby, paused=True)
+    try:
+        changed = client.patch(f"/api/v1/users/{user['id']}", json={"username": "renamed"})
+        assert changed.status_code == 200
+        fresh = changed.headers["X-Data-Version"]
+        # The replica has not replayed the change: a plain GET shows the old name (so it was
+        # served by the replica), and one sending the write's version shows the new one.
+        assert client.get(f"/api/v1/users/{user['id']}").get_json()["username"] == "user1"
+        ryw = client.get(f"/api/v1/users/{user['id']}", headers={"X-Min-Data-Version": fresh})
+        assert ryw.get_json()["username"] == "renamed"
+        old = client.get(f"/api/v1/users/{user['id']}", headers={"X-Min-Data-Version": version})
+        assert old.get_json()["username"] == "user1"  # an older version: the replica will do
+    finally:
+        replay(standby, paused=False)
+    wait_replayed(standby, fresh)
+    assert client.get(f"/api/v1/users/{user['id']}").get_json()["username"] == "renamed"
+
+
+def test_a_replica_past_the_lag_bound_is_skipped(clusters, make_replica_app):
+    _, standby = clusters
+    client = make_replica_app(DATABASE_REPLICA_MAX_LAG_SECONDS=1.0).test_client()
+    user = client.post("/api/v1/users", json=new_user(2)).get_json()
+    replay(standby, paused=True)
+    try:
+        client.patch(f"/api/v1/users/{user['id']}", json={"username": "lagging"})
+        time.sleep(2.5)  # the replica is now more than a second behind, and checked again
+        client.get("/health")
+        assert client.get(f"/api/v1/users/{user['id']}").get_json()["username"] == "lagging"
+    finally:
+        replay(standby, paused=False)
+
+
+def test_a_stopped_replica_costs_reads_nothing_but_a_fallback(clusters, make_replica_app):
+    _, standby = clusters
+    client = make_replica_app().test_client()
+    user = client.post("/api/v1/users", json=new_user(3)).get_json()
+    standby.stop("fast")
+    try:
+        time.sleep(1.1)  # past the next health check
+        started = time.monotonic()
+        for _ in range(5):
+            response = client.get(f"/api/v1/users/{user['id']}")
+            assert response.status_code == 200
+        assert time.monotonic() - started < 3.0
+    finally:
+        standby.start()
+
+
+def test_a_malformed_min_data_version_is_400(make_replica_app):
+    client = make_replica_app().test_client()
+    response = client.get("/api/v1/users/1", headers={"X-Min-Data-Version": "yesterday"})
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+
+
+def test_without_a_replica_writes_carry_no_version(client):
+    response = client.post("/api/v1/users", json=new_user(4))
+    assert response.status_code == 201 and "X-Data-Version" not in response.headers
