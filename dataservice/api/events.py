@@ -20,6 +20,9 @@ blp = Blueprint(
 
 _FEED = cursors.fingerprint({"feed": "events"})  # a position is valid whatever the filters
 _REPOLL_SECONDS = 0.5  # a held-back event can become visible without a notification
+# The feed always reads the primary, even with a read replica: holding back events of
+# transactions still running needs the primary's own list of them, which a standby learns only
+# from the WAL (a transaction that has an id but has written nothing yet is unknown there).
 
 
 @blp.route("", methods=["GET"], strict_slashes=False)
@@ -37,7 +40,7 @@ def list_events(args):
     try:
         while True:
             seen = notifier.generation
-            with db.connection() as conn:
+            with db.get().connection() as conn:  # the primary: see the note above
                 items = store.after(conn, position, types=types, limit=args["limit"])
             remaining = deadline - time.monotonic()
             if items or remaining <= 0:
