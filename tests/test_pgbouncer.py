@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from .private_cluster import free_port
 from .support import APP_PASSWORD, APP_ROLE, SERVER, new_user
@@ -22,6 +23,14 @@ PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 def pgbouncer(postgresql):
     if not Path(PGBOUNCER).exists():
         pytest.fail("pgbouncer is missing: `make test` installs it (apt-get install pgbouncer)")
+    # A session time zone other than UTC, as PgBouncer gives it (it refuses the `options` that
+    # set UTC on a direct connection): timestamps must come out in UTC all the same.
+    postgresql.execute(
+        sql.SQL("ALTER DATABASE {} SET timezone = 'Asia/Kolkata'").format(
+            sql.Identifier(postgresql.info.dbname)
+        )
+    )
+    postgresql.commit()
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="ds-pgbouncer-"))
     host, server_port = SERVER.get("host", "127.0.0.1"), SERVER.get("port", 5432)
@@ -116,5 +125,7 @@ def test_the_api_through_pgbouncer_transaction_pooling(make_app, pgbouncer, app_
     with ThreadPoolExecutor(4) as pool:
         assert all(pool.map(scenario, range(4)))
     # timestamps look the same as without PgBouncer: UTC whatever the session's TimeZone
+    with psycopg.connect(pgbouncer) as conn:
+        assert conn.execute("SHOW timezone").fetchone()[0] == "Asia/Kolkata"
     created = app.test_client().post("/api/v1/users", json=new_user(99)).get_json()
     assert created["created_at"].endswith("+00:00")
