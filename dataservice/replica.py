@@ -2,15 +2,22 @@
 
 With DATABASE_REPLICA_URL set, GET requests read from the replica unless it is down or has
 fallen behind by more than DATABASE_REPLICA_MAX_LAG_SECONDS (checked at most once a second per
-process); writes and request transactions always use the primary. Every successful write answers
-`X-Data-Version: <the primary's WAL position after the commit>`; a GET that sends it back as
-`X-Min-Data-Version` is served by the replica only once the replica has replayed that far, else
-by the primary. Without a replica the headers cost nothing and the primary serves everything.
+process); writes and request transactions always use the primary.
+
+How far behind: once a second each process notes the primary's WAL position; the replica's lag
+is the age of the newest noted position it has replayed. That holds for a replica cut off from
+its primary too, which has replayed all it received and would look current by its own clocks.
+
+Every successful write answers `X-Data-Version: <the primary's WAL position after the commit>`;
+a GET that sends it back as `X-Min-Data-Version` is served by the replica only once the replica
+has replayed that far, else by the primary. Without a replica the headers cost nothing and the
+primary serves everything.
 """
 
 import logging
 import re
 import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from time import monotonic
@@ -31,8 +38,14 @@ _LSN = re.compile(r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}")
 _CHECK_EVERY = 1.0
 
 
+def position(lsn: str) -> int:
+    """A WAL position (like 0/16B3748) as a number that orders like the WAL."""
+    high, low = lsn.split("/")
+    return int(high, 16) << 32 | int(low, 16)
+
+
 class Replica:
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, primary: db.Database):
         # A short pool timeout: a dead replica must cost a read a fraction of a second, not the
         # primary's full wait, before it falls back.
         self.database = db.Database(
@@ -41,7 +54,9 @@ class Replica:
             name="dataservice-replica",
             timeout=min(0.5, config["DATABASE_POOL_TIMEOUT"]),
         )
+        self.primary = primary
         self.max_lag = config["DATABASE_REPLICA_MAX_LAG_SECONDS"]
+        self._seen: deque[tuple[float, int]] = deque()  # (when, the primary's WAL position)
         self._lock = threading.Lock()
         self._checked_at = -_CHECK_EVERY
         self._fresh = False
@@ -57,15 +72,26 @@ class Replica:
         return self._fresh
 
     def _check(self) -> bool:
+        now = monotonic()
+        try:
+            with self.primary.connection() as conn:
+                self._seen.append((now, position(store.current_lsn(conn))))
+        except Unavailable:
+            pass  # writes fail anyway; reads judge the replica by the positions already seen
+        while self._seen and self._seen[0][0] < now - self.max_lag:
+            self._seen.popleft()
         try:
             with self.database.connection() as conn:
-                lag = store.replay_lag_seconds(conn)
+                replayed = store.replayed_position(conn)
         except Unavailable:
             log.warning("replica unreachable: reads go to the primary")
             return False
-        if lag > self.max_lag:
-            log.warning("replica %.1f s behind: reads go to the primary", lag)
-        return lag <= self.max_lag
+        if replayed is None:  # not a standby: it has everything
+            return True
+        if any(seen <= position(replayed) for _, seen in self._seen):
+            return True
+        log.warning("replica over %.1f s behind: reads go to the primary", self.max_lag)
+        return False
 
     def _borrow(self, min_version: str | None) -> psycopg.Connection | None:
         """A replica connection fit for this read, or None (then the primary serves it)."""
@@ -110,7 +136,7 @@ def init_app(app: Flask) -> None:
 
     if not app.config["DATABASE_REPLICA_URL"]:
         return
-    app.extensions["replica"] = Replica(app.config)
+    app.extensions["replica"] = Replica(app.config, app.extensions["db"])
 
     @app.after_request
     def _data_version(response):

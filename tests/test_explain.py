@@ -111,7 +111,7 @@ SAMPLES = {
     "clients.list_clients": [{}],
     "clients.revoke_client": [{"name": "n"}],
     "health.applied_migrations": [{}],
-    "replica.replay_lag_seconds": [{}],
+    "replica.replayed_position": [{}],
     "replica.has_replayed": [{"lsn": "0/0"}],
     "replica.current_lsn": [{}],
 }

@@ -7,6 +7,7 @@ import time
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from dataservice import close, create_app
 from dataservice.cli import apply_migrations
@@ -94,6 +95,16 @@ def wait_replayed(standby, lsn):
     raise AssertionError("the standby never replayed the write")
 
 
+def wait_fresh(app):
+    """Until the app has seen the replica replay a position the primary had: a process that has
+    just started knows no such position and reads from the primary meanwhile."""
+    for _ in range(50):
+        if app.extensions["replica"].fresh():
+            return
+        time.sleep(0.2)
+    raise AssertionError("the replica never counted as fresh")
+
+
 def replay(standby, paused: bool):
     with psycopg.connect(standby.url, autocommit=True) as conn:
         conn.execute("SELECT pg_wal_replay_pause()" if paused else "SELECT pg_wal_replay_resume()")
@@ -103,11 +114,13 @@ def test_reads_come_from_the_replica_and_read_your_writes_from_the_primary(
     clusters, make_replica_app
 ):
     _, standby = clusters
-    client = make_replica_app().test_client()
+    app = make_replica_app()
+    client = app.test_client()
     created = client.post("/api/v1/users", json=new_user(1))
     assert created.status_code == 201
     user, version = created.get_json(), created.headers["X-Data-Version"]
     wait_replayed(standby, version)
+    wait_fresh(app)
     replay(standby, paused=True)
     try:
         changed = client.patch(f"/api/v1/users/{user['id']}", json={"username": "renamed"})
@@ -138,6 +151,34 @@ def test_a_replica_past_the_lag_bound_is_skipped(clusters, make_replica_app):
         assert client.get(f"/api/v1/users/{user['id']}").get_json()["username"] == "lagging"
     finally:
         replay(standby, paused=False)
+
+
+def test_a_replica_cut_off_from_its_primary_is_skipped_past_the_bound(clusters, make_replica_app):
+    # Without its WAL receiver a standby has replayed all it received: by its own clocks it is
+    # current, however much the primary has written since.
+    _, standby = clusters
+    app = make_replica_app(DATABASE_REPLICA_MAX_LAG_SECONDS=1.0)
+    client = app.test_client()
+    user = client.post("/api/v1/users", json=new_user(5)).get_json()
+    wait_fresh(app)
+    with psycopg.connect(standby.url, autocommit=True) as conn:
+        conninfo = conn.execute("SHOW primary_conninfo").fetchone()[0]
+        set_conninfo = sql.SQL("ALTER SYSTEM SET primary_conninfo = {}")
+        conn.execute(set_conninfo.format(""))
+        conn.execute("SELECT pg_reload_conf()")
+        try:
+            for _ in range(100):
+                if not conn.execute("SELECT count(*) FROM pg_stat_wal_receiver").fetchone()[0]:
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("the standby kept its WAL receiver")
+            client.patch(f"/api/v1/users/{user['id']}", json={"username": "cutoff"})
+            time.sleep(2.5)  # past the bound, and checked again
+            assert client.get(f"/api/v1/users/{user['id']}").get_json()["username"] == "cutoff"
+        finally:
+            conn.execute(set_conninfo.format(conninfo))
+            conn.execute("SELECT pg_reload_conf()")
 
 
 def test_a_stopped_replica_costs_reads_nothing_but_a_fallback(clusters, make_replica_app):

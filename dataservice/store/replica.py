@@ -5,8 +5,9 @@ import psycopg
 from ..queries import queries
 
 
-def replay_lag_seconds(conn: psycopg.Connection) -> float:
-    return float(queries.replica.replay_lag_seconds(conn))
+def replayed_position(conn: psycopg.Connection) -> str | None:
+    """None on a server that is not a standby (then nothing is missing)."""
+    return queries.replica.replayed_position(conn)
 
 
 def has_replayed(conn: psycopg.Connection, lsn: str) -> bool:
