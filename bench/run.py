@@ -398,8 +398,8 @@ def service_settings(extra_env: dict) -> str:
         return extra_env.get(name, os.environ.get(name, default))
 
     return (
-        f"gunicorn gthread, WEB_WORKERS={value('WEB_WORKERS', os.cpu_count())}, "
-        f"WEB_THREADS={value('WEB_THREADS', 4)}, "
+        f"gunicorn {value('WEB_WORKER_CLASS', 'gevent')}, "
+        f"WEB_WORKERS={value('WEB_WORKERS', os.cpu_count())}, "
         f"DATABASE_POOL_MAX_SIZE={value('DATABASE_POOL_MAX_SIZE', 4)}; "
         f"auth, metrics and JSON request logs on"
         + "".join(f"; {name}={value}" for name, value in sorted(extra_env.items()))

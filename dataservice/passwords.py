@@ -2,6 +2,8 @@
 from calling services that hash on their side. Nothing here ever logs a password or a hash."""
 
 import re
+import sys
+from collections.abc import Callable
 
 import bcrypt
 from argon2 import PasswordHasher, Type
@@ -21,6 +23,23 @@ def is_accepted_hash(value: str) -> bool:
     return bool(_ARGON2ID.fullmatch(value) or _BCRYPT.fullmatch(value))
 
 
+def _in_process(function: Callable, *args):
+    return function(*args)
+
+
+def _runner() -> Callable:
+    """How to run a hash. Under gevent (gunicorn's worker) in gevent's pool of native threads:
+    argon2-cffi and bcrypt release the GIL, so the worker's other requests go on meanwhile
+    instead of waiting out every hash in its one thread. Otherwise in the calling thread."""
+    if "gevent" in sys.modules:
+        import gevent
+        from gevent import monkey
+
+        if monkey.is_module_patched("threading"):
+            return lambda function, *args: gevent.get_hub().threadpool.apply(function, args)
+    return _in_process
+
+
 class Hasher:
     """argon2id with the configured cost; defaults are RFC 9106's low-memory profile
     (m=64 MiB, t=3, p=4), above OWASP's current minimum (m=19 MiB, t=2, p=1)."""
@@ -34,12 +53,13 @@ class Hasher:
             salt_len=RFC_9106_LOW_MEMORY.salt_len,
             type=Type.ID,
         )
+        self._run = _runner()
         # Verified against when a login names no user, so that answer takes as long as a
         # wrong password does.
         self._dummy_hash = self._hasher.hash("no such user: a password nobody has")
 
     def hash(self, password: str) -> str:
-        return self._hasher.hash(password)
+        return self._run(self._hasher.hash, password)
 
     def verify(self, password_hash: str | None, password: str) -> bool:
         """True when `password` matches; None as the hash still costs one verification."""
@@ -48,12 +68,12 @@ class Hasher:
             return False
         if _BCRYPT.fullmatch(password_hash):
             # bcrypt reads at most 72 bytes; the system that made the hash did the same.
-            return bcrypt.checkpw(password.encode()[:72], password_hash.encode())
+            return self._run(bcrypt.checkpw, password.encode()[:72], password_hash.encode())
         return self._verify_argon2(password_hash, password)
 
     def _verify_argon2(self, password_hash: str, password: str) -> bool:
         try:
-            return self._hasher.verify(password_hash, password)
+            return self._run(self._hasher.verify, password_hash, password)
         except (VerificationError, InvalidHashError):
             return False
 
