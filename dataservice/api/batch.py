@@ -104,7 +104,7 @@ def _create_run(run: list[tuple[int, dict]]) -> list[tuple[int, object]]:
 @blp.route("", methods=["POST"], strict_slashes=False)
 @requires()  # each operation is checked against its own endpoint's scopes
 @idempotent
-@blp.arguments(BatchRequest)
+@blp.arguments(BatchRequest())
 @blp.response(200, BatchResult)
 @blp.alt_response(409, description="An operation conflicted; nothing was committed.")
 def run_batch(data):

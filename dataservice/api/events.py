@@ -27,7 +27,7 @@ _REPOLL_SECONDS = 0.5  # a held-back event can become visible without a notifica
 
 @blp.route("", methods=["GET"], strict_slashes=False)
 @requires("events:read")
-@blp.arguments(EventListArgs, location="query")
+@blp.arguments(EventListArgs(), location="query")
 @blp.response(200, EventPage)
 @blp.alt_response(400, description="The cursor was altered.")
 def list_events(args):

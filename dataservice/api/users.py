@@ -97,7 +97,7 @@ def _password_hash(data: dict) -> str:
 @blp.route("", methods=["POST"], strict_slashes=False)
 @requires("users:write")
 @idempotent
-@blp.arguments(UserCreate)
+@blp.arguments(UserCreate())
 @blp.response(
     201,
     UserOut,
@@ -145,7 +145,7 @@ def create_many(conn, bodies: list[dict]) -> list[dict]:
 
 @blp.route("", methods=["GET"], strict_slashes=False)
 @requires("users:read")
-@blp.arguments(UserListArgs, location="query")
+@blp.arguments(UserListArgs(), location="query")
 @blp.response(200, UserPage)
 @blp.alt_response(400, description="The cursor was altered or belongs to another query.")
 def list_users(args):
@@ -211,7 +211,7 @@ def get_user_by_email(email):
 @blp.route("/<bigint:user_id>", methods=["PATCH"])
 @requires("users:write")
 @idempotent
-@blp.arguments(UserPatch, content_type="application/merge-patch+json")
+@blp.arguments(UserPatch(), content_type="application/merge-patch+json")
 @blp.response(200, UserOut, headers=ETAG_HEADER)
 @blp.alt_response(404, description="No user has this id.")
 @blp.alt_response(409, description="The email or the username is taken.")
@@ -233,7 +233,7 @@ def update_user(data, user_id):
 @blp.route("/<bigint:user_id>/password", methods=["PUT"])
 @requires("users:credentials")
 @idempotent
-@blp.arguments(PasswordChange)
+@blp.arguments(PasswordChange())
 @blp.response(204, headers=ETAG_HEADER)
 @blp.alt_response(404, description="No user has this id.")
 @blp.alt_response(412, description="If-Match names a version that is no longer current.")
@@ -263,7 +263,7 @@ def delete_user(user_id):
 @blp.route("/verify-credentials", methods=["POST"])
 @requires("users:credentials")
 @idempotent
-@blp.arguments(Credentials)
+@blp.arguments(Credentials())
 @blp.response(200, UserOut, headers=ETAG_HEADER)
 @blp.alt_response(401, description="The login or the password is wrong (the same answer for both).")
 def verify_credentials(data):
