@@ -13,14 +13,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from time import monotonic
 
+import orjson
 import psycopg
 from flask import Flask, current_app, g, request
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 
 from . import metrics
 from .errors import Unavailable
+
+# json/jsonb columns (event data, stored idempotent responses) go through orjson, as HTTP bodies
+# do: several times faster than the json module for a batch's thousand event documents.
+set_json_dumps(orjson.dumps)
+set_json_loads(orjson.loads)
 
 log = logging.getLogger(__name__)
 
