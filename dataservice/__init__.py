@@ -13,6 +13,7 @@ from .jsonprovider import OrjsonProvider
 from .notifier import ChangeNotifier
 from .openapi import ServiceApi
 from .passwords import Hasher
+from .workers import cooperative
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 API_DESCRIPTION = (
@@ -58,7 +59,7 @@ def create_app(config: dict | None = None) -> Flask:
     db.init_app(app)
     app.extensions["notifier"] = ChangeNotifier(
         libpq_url(app.config["DATABASE_LISTEN_URL"] or app.config["DATABASE_URL"]),
-        max_waiters=app.config["EVENTS_MAX_WAITERS"],
+        max_waiters=app.config["EVENTS_MAX_WAITERS"] or (64 if cooperative() else 2),
     )
     app.extensions["hasher"] = Hasher(app.config)
     app.extensions["migrations"] = migration_ids()

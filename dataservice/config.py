@@ -20,6 +20,10 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _optional_positive_int(text: str) -> int | None:
+    return _positive_int(text) if text else None
+
+
 def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -168,10 +172,11 @@ SETTINGS = (
     ),
     Setting(
         "EVENTS_MAX_WAITERS",
-        "2",
-        _positive_int,
-        "Long-polling feed readers one worker process holds at once; more get an answer "
-        "at once, so waiting readers never take every worker thread.",
+        "",
+        _optional_positive_int,
+        "Long-polling feed readers one worker process holds at once; more get an answer at "
+        "once. Unset: 64 under gevent (a waiting reader costs a greenlet), 2 under threads (so "
+        "waiting readers never take every worker thread).",
     ),
     Setting(
         "DATABASE_LISTEN_URL",

@@ -2,13 +2,14 @@
 from calling services that hash on their side. Nothing here ever logs a password or a hash."""
 
 import re
-import sys
 from collections.abc import Callable
 
 import bcrypt
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from argon2.profiles import RFC_9106_LOW_MEMORY
+
+from .workers import cooperative
 
 # $2a$/$2b$/$2y$, a two-digit cost, then 22 characters of salt and 31 of hash in bcrypt's base64.
 _BCRYPT = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
@@ -31,12 +32,10 @@ def _runner() -> Callable:
     """How to run a hash. Under gevent (gunicorn's worker) in gevent's pool of native threads:
     argon2-cffi and bcrypt release the GIL, so the worker's other requests go on meanwhile
     instead of waiting out every hash in its one thread. Otherwise in the calling thread."""
-    if "gevent" in sys.modules:
+    if cooperative():
         import gevent
-        from gevent import monkey
 
-        if monkey.is_module_patched("threading"):
-            return lambda function, *args: gevent.get_hub().threadpool.apply(function, args)
+        return lambda function, *args: gevent.get_hub().threadpool.apply(function, args)
     return _in_process
 
 

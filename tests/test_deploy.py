@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -287,6 +288,24 @@ def test_long_poll_wakes_under_the_production_worker(start_gunicorn):
     poller.join(15)
     assert [e["type"] for e in result["body"]["items"]] == ["user.created"]
     assert result["answered"] - committed < 1.0
+
+
+def test_many_long_polls_wait_under_the_production_worker(start_gunicorn):
+    # Under gevent a waiting reader costs a greenlet: eight of them all wait on one worker (with
+    # threads, only EVENTS_MAX_WAITERS=2 would, and the rest be answered at once).
+    base, _, _ = start_gunicorn(WEB_WORKERS="1")
+    cursor = request(base + "/api/v1/events")[1]["next_cursor"]
+
+    def poll(_):
+        started = time.monotonic()
+        url = f"{base}/api/v1/events?wait=2&after={cursor}"
+        with urllib.request.urlopen(url, timeout=20) as response:
+            assert json.load(response)["items"] == []
+        return time.monotonic() - started
+
+    with ThreadPoolExecutor(8) as pool:
+        waited = list(pool.map(poll, range(8)))
+    assert min(waited) > 1.5, waited
 
 
 def test_dockerfile_passes_hadolint():
