@@ -133,6 +133,25 @@ def test_restart_under_load_loses_nothing_acknowledged(cluster, fault_app, fault
     assert set(acknowledged) <= stored
 
 
+def test_service_answers_within_seconds_of_the_end_of_a_long_outage(cluster, fault_app):
+    # The pool retries a lost connection with a growing backoff (1 s, 2 s, 4 s ...): without a
+    # bound on it, a 20-s outage left the next attempt due about 10 s after the database was back.
+    client = fault_app.test_client()
+    assert client.get("/api/v1/users?limit=1").status_code == 200
+    cluster.stop("fast")
+    try:
+        outage_ends = time.monotonic() + 20.0
+        while time.monotonic() < outage_ends:
+            assert client.get("/api/v1/users?limit=1").status_code == 503
+            time.sleep(0.2)
+    finally:
+        cluster.start()
+    back = time.monotonic()
+    while client.get("/api/v1/users?limit=1").status_code != 200:
+        assert time.monotonic() - back < 4.0, "still 503 four seconds after the database was back"
+        time.sleep(0.1)
+
+
 def test_all_connections_busy_gives_503_within_the_pool_timeout(fault_app):
     database = fault_app.extensions["db"]
     release = threading.Event()
