@@ -142,14 +142,14 @@ def free_port() -> int:
 class Service:
     """gunicorn with the production configuration, on a free port; its log in var/."""
 
-    def __init__(self, url: str, extra_env: dict):
+    def __init__(self, url: str, extra_env: dict, app: str = "wsgi:app"):
         self.port = free_port()
         env = {**os.environ, "DATABASE_URL": url, "PORT": str(self.port), **extra_env}
         self.log_path = ROOT / "var" / "bench-gunicorn.log"
         self.log = self.log_path.open("w")
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
         self.process = subprocess.Popen(
-            [gunicorn, "-c", "gunicorn.conf.py", "wsgi:app"],
+            [gunicorn, "-c", "gunicorn.conf.py", app],
             cwd=ROOT,
             env=env,
             stdout=self.log,
@@ -393,7 +393,7 @@ def machine_description(url: str) -> list[str]:
     ]
 
 
-def service_settings(extra_env: dict) -> str:
+def service_settings(extra_env: dict, app: str) -> str:
     def value(name, default):
         return extra_env.get(name, os.environ.get(name, default))
 
@@ -401,7 +401,11 @@ def service_settings(extra_env: dict) -> str:
         f"gunicorn {value('WEB_WORKER_CLASS', 'gevent')}, "
         f"WEB_WORKERS={value('WEB_WORKERS', os.cpu_count())}, "
         f"DATABASE_POOL_MAX_SIZE={value('DATABASE_POOL_MAX_SIZE', 4)}; "
-        f"auth, metrics and JSON request logs on"
+        + (
+            "auth, metrics and JSON request logs on"
+            if app == "wsgi:app"
+            else f"app {app} (auth, metrics and request logs off)"
+        )
         + "".join(f"; {name}={value}" for name, value in sorted(extra_env.items()))
     )
 
@@ -586,6 +590,12 @@ def main():
     parser.add_argument(
         "--env", action="append", default=[], help="NAME=VALUE for the service; repeatable"
     )
+    parser.add_argument(
+        "--app",
+        default="wsgi:app",
+        help="the WSGI app gunicorn serves; bench.featureless:app measures what auth, metrics "
+        "and request logs cost",
+    )
     parser.add_argument("--database", default=None, help="default: one per checkout")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args()
@@ -610,7 +620,7 @@ def main():
     if args.smoke:  # it times nothing: cheap argon2id lets verify finish requests in 2 s
         service_env = {**SMOKE_ARGON2, **service_env}
     postgres = PostgresProcesses(admin_url, args.database)
-    service = Service(url, service_env)
+    service = Service(url, service_env, args.app)
     results = {
         "started": time.time(),
         "users": args.users,
@@ -618,7 +628,7 @@ def main():
         "cells": {},
         "not_available": [],
         "load_before": " ".join(f"{v:.1f}" for v in os.getloadavg()),
-        "settings": service_settings(service_env),
+        "settings": service_settings(service_env, args.app),
     }
     failures = []
     try:
