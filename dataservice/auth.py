@@ -108,7 +108,7 @@ def _client_for(token: str) -> tuple[str, frozenset]:
 
 def authenticate(required_scopes) -> None:
     """Sets g.client_name and g.scopes, or raises 401/403."""
-    header = request.headers.get("Authorization", "")
+    header = request.environ.get("HTTP_AUTHORIZATION", "")
     scheme, _, token = header.partition(" ")
     if not header:
         raise Unauthenticated("send Authorization: Bearer <token>", error="invalid_request")
@@ -131,13 +131,14 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _authenticate():
-        view = app.view_functions.get(request.endpoint or "")
+        req = request._get_current_object()  # once: each proxy access costs (see observe.py)
+        view = app.view_functions.get(req.endpoint or "")
         if view is None:
             return  # no such route: the 404 or 405 needs no credentials
-        if request.path.startswith("/api/"):
+        if req.path.startswith("/api/"):
             # An endpoint that forgot to declare its scopes is closed to everybody.
             authenticate(getattr(view, "required_scopes", (_UNDECLARED,)))
-        elif request.endpoint == "metrics.metrics" and app.config["METRICS_REQUIRE_TOKEN"]:
+        elif req.endpoint == "metrics.metrics" and app.config["METRICS_REQUIRE_TOKEN"]:
             authenticate(())
 
 

@@ -109,6 +109,18 @@ def record_pool(pool) -> None:
         POOL_MAX.set(sample[3])
 
 
+_pool_sampled_at = float("-inf")
+
+
+def sample_pool(pool, now: float) -> None:
+    """record_pool at most once a second (`now` from perf_counter): Prometheus reads the gauges
+    every few seconds, and a scrape records the answering worker's pool itself."""
+    global _pool_sampled_at
+    if now - _pool_sampled_at >= 1.0:
+        _pool_sampled_at = now
+        record_pool(pool)
+
+
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 

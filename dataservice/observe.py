@@ -48,7 +48,7 @@ def init_app(app: Flask) -> None:
         route = rule.rule if rule is not None else metrics.UNMATCHED
         status = response.status_code
         metrics.record_request(req.method, route, status, seconds)
-        metrics.record_pool(database.pool)
+        metrics.sample_pool(database.pool, now)
         logs.request_line(
             request_id=request_id,
             method=req.method,
