@@ -152,10 +152,11 @@ class Database:
                 self.pool.close()
 
     @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection]:
-        """A pooled connection in autocommit mode, for reads that need no transaction."""
+    def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection]:
+        """A pooled connection in autocommit mode, for reads that need no transaction; waits
+        for one at most `timeout` seconds (default: the pool's timeout)."""
         pool = self.open()
-        conn = self._checkout(pool)
+        conn = self._checkout(pool, timeout or self.timeout)
         with self.lent(conn):
             yield conn
 
@@ -179,12 +180,12 @@ class Database:
 
     def checkout(self) -> psycopg.Connection:
         """A connection to give back with `lent()` (for callers that may not keep it)."""
-        return self._checkout(self.open())
+        return self._checkout(self.open(), self.timeout)
 
-    def _checkout(self, pool: ConnectionPool) -> psycopg.Connection:
+    def _checkout(self, pool: ConnectionPool, timeout: float) -> psycopg.Connection:
         # Skips connections the server has closed without the pool's own check loop, which
         # sleeps with backoff between attempts; dead ones are dropped and replaced.
-        deadline = monotonic() + self.timeout
+        deadline = monotonic() + timeout
         try:
             while True:
                 conn = pool.getconn(timeout=max(deadline - monotonic(), 0.0))

@@ -74,7 +74,8 @@ class Replica:
     def _check(self) -> bool:
         now = monotonic()
         try:
-            with self.primary.connection() as conn:
+            # Briefly: this runs inside a GET, which the replica may serve with the primary down.
+            with self.primary.connection(timeout=self.database.timeout) as conn:
                 self._seen.append((now, position(store.current_lsn(conn))))
         except Unavailable:
             pass  # writes fail anyway; reads judge the replica by the positions already seen
