@@ -32,7 +32,9 @@ def migration_ids(directory: Path = MIGRATIONS_DIR) -> set[str]:
 
 
 def close(app: Flask) -> None:
-    """Releases what a worker holds: the pool's connections and the feed's listener."""
+    """Writes the request lines and metrics still pending, then releases what a worker holds:
+    the pool's connections and the feed's listener."""
+    app.extensions["journal"].close()
     app.extensions["notifier"].close()
     app.extensions["db"].close()
     if "replica" in app.extensions:

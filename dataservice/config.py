@@ -117,6 +117,13 @@ SETTINGS = (
         "Largest request body accepted; larger ones get a 413.",
     ),
     Setting("LOG_LEVEL", "INFO", _log_level, "DEBUG, INFO, WARNING, ERROR or CRITICAL."),
+    Setting(
+        "LOG_FLUSH_SECONDS",
+        "0.2",
+        _non_negative_float,
+        "Request lines and request metrics are written in batches at most this long after "
+        "the request (a killed worker loses at most this much; 0: each request at once).",
+    ),
     Setting("ARGON2_TIME_COST", "3", _positive_int, "argon2id iterations for new password hashes."),
     Setting(
         "ARGON2_MEMORY_COST_KIB",

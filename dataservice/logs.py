@@ -88,18 +88,18 @@ class _RequestRecord(logging.LogRecord):
     and process for every record, most of this line's cost and nothing it shows; this one copies
     every standard attribute from a template instead, so any handler still finds them all."""
 
-    def __init__(self, fields: dict):
+    def __init__(self, created: float, fields: dict):
         self.__dict__.update(_REQUEST_RECORD)
         self.__dict__.update(fields)
-        self.created = time.time()
-        self.msecs = (self.created - int(self.created)) * 1000
+        self.created = created
+        self.msecs = (created - int(created)) * 1000
 
 
 _REQUEST_RECORD = _request_record_template()
 
 
-def request_line(**fields) -> None:
-    """The one line each request leaves, at INFO: request_id, method, route, path, status,
-    duration_ms, client."""
+def request_line(created: float, **fields) -> None:
+    """The one line each request leaves, at INFO, with the time (time.time()) the request
+    ended: request_id, method, route, path, status, duration_ms, client."""
     if access_log.isEnabledFor(logging.INFO):
-        access_log.handle(_RequestRecord(fields))
+        access_log.handle(_RequestRecord(created, fields))

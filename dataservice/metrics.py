@@ -149,6 +149,7 @@ blp = Blueprint("metrics", __name__, description="Prometheus metrics.")
 def metrics():
     """Metrics for Prometheus to scrape."""
     # The one place /metrics is served: guard it here when it must not be public.
+    current_app.extensions["journal"].flush()  # other workers': within LOG_FLUSH_SECONDS
     record_pool(current_app.extensions["db"].pool)
     registry = current_app.extensions.get("metrics_registry")
     if registry is None:

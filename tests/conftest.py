@@ -118,6 +118,7 @@ def make_app(app_database_url):
                 "DATABASE_URL": app_database_url,
                 "DATABASE_POOL_MIN_SIZE": 1,
                 "DATABASE_POOL_TIMEOUT": 2.0,
+                "LOG_FLUSH_SECONDS": 0,  # lines at once (batches: test_observability)
                 **FAST_ARGON2,
                 **overrides,
             }

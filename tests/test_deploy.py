@@ -156,8 +156,13 @@ def test_metrics_add_up_across_the_workers(start_gunicorn, tmp_path):
         assert request(base + "/ready")[0] == 200
         sent += 1
         assert sent < 500, "one worker served every request"
-    per_worker = per_worker_counts(metrics_dir, "/ready")
-    assert sum(per_worker.values()) == sent
+    # Samples are written in batches (LOG_FLUSH_SECONDS, 0.2 s): once the workers are quiet,
+    # their background flush writes the rest without another request.
+    deadline = time.monotonic() + 5
+    while sum(per_worker_counts(metrics_dir, "/ready").values()) < sent:
+        assert time.monotonic() < deadline, "a quiet worker kept request samples unwritten"
+        time.sleep(0.1)
+    assert sum(per_worker_counts(metrics_dir, "/ready").values()) == sent
     # Whichever worker answers the scrape, it reports the sum over both.
     for _ in range(6):
         with urllib.request.urlopen(base + "/metrics", timeout=10) as response:

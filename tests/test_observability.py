@@ -4,6 +4,7 @@ gunicorn's worker processes: tests/test_deploy.py.)"""
 import json
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -238,3 +239,54 @@ def test_log_level_warning_silences_request_lines(make_app, capsys):
     capsys.readouterr()
     client.get("/health")
     assert access_lines(capsys.readouterr().out) == []
+
+
+def test_request_lines_and_samples_are_written_in_batches(make_app, capsys):
+    app = make_app(LOG_FLUSH_SECONDS=30)  # nothing comes due during the test
+    client = app.test_client()
+    before = requests_total("GET", "/health", 200)
+    capsys.readouterr()
+    started = datetime.now(UTC)
+    client.get("/health", headers={"X-Request-ID": "batched-1"})
+    client.get("/health", headers={"X-Request-ID": "batched-2"})
+    ended = datetime.now(UTC)
+    assert access_lines(capsys.readouterr().out) == []  # held by the journal
+    assert requests_total("GET", "/health", 200) == before
+    time.sleep(0.05)
+    app.extensions["journal"].close()  # what gunicorn's worker_exit does on a clean stop
+    lines = access_lines(capsys.readouterr().out)
+    assert [line["request_id"] for line in lines] == ["batched-1", "batched-2"]
+    assert requests_total("GET", "/health", 200) == before + 2
+    # Each line keeps the time its request ended (to the millisecond), not the time of writing.
+    for line in lines:
+        when = datetime.strptime(line["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        assert started - timedelta(milliseconds=1) <= when <= ended
+
+
+def test_a_due_batch_is_written_by_the_next_request_or_by_a_quiet_worker(make_app, capsys):
+    app = make_app(LOG_FLUSH_SECONDS=0.2)
+    client = app.test_client()
+    capsys.readouterr()
+    client.get("/health", headers={"X-Request-ID": "first"})
+    time.sleep(0.25)
+    client.get("/health", headers={"X-Request-ID": "second"})  # finds the first one due
+    ids = [line["request_id"] for line in access_lines(capsys.readouterr().out)]
+    assert ids[:1] == ["first"]
+    if ids == ["first"]:  # else the background flush wrote both in the meantime
+        deadline = time.monotonic() + 5
+        while "second" not in ids:
+            assert time.monotonic() < deadline, "a quiet worker kept its last line"
+            time.sleep(0.05)
+            ids += [line["request_id"] for line in access_lines(capsys.readouterr().out)]
+    assert ids == ["first", "second"]
+
+
+def test_a_burst_is_written_before_it_grows_large(make_app, capsys):
+    app = make_app(LOG_FLUSH_SECONDS=30)
+    journal = app.extensions["journal"]
+    client = app.test_client()
+    capsys.readouterr()
+    for _ in range(journal.MAX_PENDING):
+        client.get("/health")
+    assert len(access_lines(capsys.readouterr().out)) == journal.MAX_PENDING
+    assert len(journal._pending) == 0
