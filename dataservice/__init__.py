@@ -33,12 +33,10 @@ def migration_ids(directory: Path = MIGRATIONS_DIR) -> set[str]:
 
 def close(app: Flask) -> None:
     """Writes the request lines and metrics still pending, then releases what a worker holds:
-    the pool's connections and the feed's listener."""
-    app.extensions["journal"].close()
-    app.extensions["notifier"].close()
-    app.extensions["db"].close()
-    if "replica" in app.extensions:
-        app.extensions["replica"].close()
+    the pools' connections and the feed's listener (whichever of them this app has)."""
+    for name in ("journal", "notifier", "db", "replica"):
+        if name in app.extensions:
+            app.extensions[name].close()
 
 
 def create_app(config: dict | None = None) -> Flask:
