@@ -223,8 +223,9 @@ def request_transaction() -> Iterator[psycopg.Connection]:
 
 
 def connection():
-    """A connection for reads: the request's transaction when one is open; for a GET, the
-    replica when one is configured and fresh enough (see replica.py); else the primary."""
+    """A connection for reads, and for writes of one statement (atomic by itself): the
+    request's transaction when one is open; for a GET, the replica when one is configured and
+    fresh enough (see replica.py); else the primary, in autocommit."""
     shared = g.get("request_conn")
     if shared is not None:
         return nullcontext(shared)

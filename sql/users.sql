@@ -1,11 +1,24 @@
 -- Queries on users. Reviewed as plain SQL: see sql/README.md for the house style.
 -- Only get_credentials reads password_hash; no query that feeds a response returns it.
 
--- name: create_user(email, username, password_hash)^
--- Inserts one user; the unique indexes on lower(email) and lower(username) reject clashes.
-INSERT INTO users (email, username, password_hash)
-VALUES (:email, :username, :password_hash)
-RETURNING id, email, username, version, created_at, updated_at;
+-- name: create_user(email, username, password_hash, actor)^
+-- Inserts one user and its user.created event (the outbox) in one statement: one round trip,
+-- atomic by itself, where BEGIN, two INSERTs and COMMIT took four. The unique indexes on
+-- lower(email) and lower(username) reject clashes. The event's data is the user as the API
+-- shows it (UserOut: these five fields, timestamps by api_timestamp of migration 0007).
+WITH created AS (
+    INSERT INTO users (email, username, password_hash)
+    VALUES (:email, :username, :password_hash)
+    RETURNING id, email, username, version, created_at, updated_at
+), recorded AS (
+    INSERT INTO events (type, entity, entity_id, actor, data)
+    SELECT 'user.created', 'user', id, :actor,
+           jsonb_build_object('id', id, 'email', email, 'username', username,
+                              'created_at', api_timestamp(created_at),
+                              'updated_at', api_timestamp(updated_at))
+      FROM created
+)
+SELECT id, email, username, version, created_at, updated_at FROM created;
 
 -- name: create_users(emails, usernames, password_hashes)
 -- Inserts many users in one statement (a batch's run of creates); the arrays are parallel.

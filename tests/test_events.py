@@ -5,6 +5,7 @@ import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta, timezone
 
 import psycopg
 import pytest
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 from psycopg.types.json import Jsonb
 
 from dataservice.cli import main
+from dataservice.schemas.fields import UtcDateTime
 
 from .support import new_user
 
@@ -203,3 +205,20 @@ def test_prune_removes_events_past_the_retention(client, db, database_url):
     result = CliRunner().invoke(main, ["prune"], env={"DATABASE_URL": database_url})
     assert "1 event(s)" in result.output, result.output
     assert [e["entity_id"] for e in feed(client, expect=1)["items"]] == [2]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata", "America/St_Johns", "Africa/Monrovia"])
+def test_timestamps_built_in_sql_read_as_the_api_writes_them(db, zone):
+    # The create's event JSON is built in SQL (sql/users.sql, api_timestamp of migration 0007);
+    # it must match UtcDateTime byte for byte, whatever the session's time zone.
+    field = UtcDateTime()
+    db.execute("SELECT set_config('TimeZone', %s, false)", (zone,))
+    for moment in [
+        datetime(2026, 12, 1, 13, 5, 9, 120000, tzinfo=UTC),
+        datetime(2026, 12, 1, 13, 5, 9, tzinfo=UTC),  # no microseconds: isoformat omits them
+        datetime(2026, 12, 1, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(1871, 3, 4, 0, 0, 1, 1, tzinfo=UTC),  # before zones were whole minutes
+        datetime(2024, 2, 29, 5, 30, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+    ]:
+        [text] = db.execute("SELECT api_timestamp(%s)", (moment,)).fetchone()
+        assert text == field._serialize(moment, "created_at", None)

@@ -28,7 +28,7 @@ NO_FILTERS = {
 # Query name -> the parameter sets to plan it with (several where filters change the plan).
 SAMPLES = {
     "users.create_user": [
-        {"email": "new@example.com", "username": "new", "password_hash": SEEDED_HASH}
+        {"email": "new@example.com", "username": "new", "password_hash": SEEDED_HASH, "actor": "a"}
     ],
     "users.create_users": [
         {"emails": ["a@x.io"], "usernames": ["a_x"], "password_hashes": [SEEDED_HASH]}

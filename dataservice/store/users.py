@@ -40,10 +40,13 @@ def _missing_or_stale(conn: psycopg.Connection, user_id: int) -> None:
     raise PreconditionFailed()
 
 
-def create_user(conn: psycopg.Connection, *, email: str, username: str, password_hash: str) -> dict:
+def create_user(
+    conn: psycopg.Connection, *, email: str, username: str, password_hash: str, actor: str | None
+) -> dict:
+    """Inserts the user and its user.created event in one statement (atomic by itself)."""
     try:
         return queries.users.create_user(
-            conn, email=email, username=username, password_hash=password_hash
+            conn, email=email, username=username, password_hash=password_hash, actor=actor
         )
     except pg_errors.UniqueViolation as exc:
         raise _conflict(exc) from None
