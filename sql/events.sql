@@ -5,12 +5,6 @@
 INSERT INTO events (type, entity, entity_id, actor, data)
 VALUES (:type, :entity, :entity_id, :actor, :data);
 
--- name: append_events(type, entity, entity_ids, actor, datas)!
--- Records one change per entity of a bulk write (parallel arrays), in its transaction.
-INSERT INTO events (type, entity, entity_id, actor, data)
-SELECT :type, :entity, entity_id, :actor, data
-  FROM unnest(:entity_ids::bigint[], :datas::jsonb[]) AS change (entity_id, data);
-
 -- name: list_events(after_xid, after_id, types, limit)
 -- The next events in commit-safe order: after the cursor's (xid, id), and only from transactions
 -- older than every transaction still running, so none can still commit behind the cursor.

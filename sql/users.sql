@@ -20,13 +20,26 @@ WITH created AS (
 )
 SELECT id, email, username, version, created_at, updated_at FROM created;
 
--- name: create_users(emails, usernames, password_hashes)
--- Inserts many users in one statement (a batch's run of creates); the arrays are parallel.
-INSERT INTO users (email, username, password_hash)
-SELECT email, username, password_hash
-  FROM unnest(:emails::text[], :usernames::text[], :password_hashes::text[])
-       AS new (email, username, password_hash)
-RETURNING id, email, username, version, created_at, updated_at;
+-- name: create_users(emails, usernames, password_hashes, actor)
+-- Inserts many users and their user.created events in one statement (a batch's run of
+-- creates); the arrays are parallel. Events are numbered in the users' order, as create_user
+-- builds them (ids follow the order of the rows inserted).
+WITH created AS (
+    INSERT INTO users (email, username, password_hash)
+    SELECT email, username, password_hash
+      FROM unnest(:emails::text[], :usernames::text[], :password_hashes::text[])
+           AS new (email, username, password_hash)
+    RETURNING id, email, username, version, created_at, updated_at
+), recorded AS (
+    INSERT INTO events (type, entity, entity_id, actor, data)
+    SELECT 'user.created', 'user', id, :actor,
+           jsonb_build_object('id', id, 'email', email, 'username', username,
+                              'created_at', api_timestamp(created_at),
+                              'updated_at', api_timestamp(updated_at))
+      FROM created
+     ORDER BY id
+)
+SELECT id, email, username, version, created_at, updated_at FROM created;
 
 -- name: get_user_by_id(user_id)^
 -- One user by primary key, or no row.

@@ -84,6 +84,13 @@ def test_a_batch_of_a_thousand_creates_commits(client, db):
     response = batch(client, [create_op(n) for n in range(1000)])
     assert response.status_code == 200
     assert count(db, "users") == 1000 and count(db, "events") == 1000
+    # One statement wrote the users and their events (JSON built in SQL): each event carries
+    # its user as the API showed it, in the batch's order, with the caller as the actor.
+    bodies = [result["body"] for result in response.get_json()["results"]]
+    events = db.execute("SELECT entity_id, actor, data FROM events ORDER BY id").fetchall()
+    assert [data for _, _, data in events] == bodies
+    assert [entity_id for entity_id, _, _ in events] == [body["id"] for body in bodies]
+    assert {actor for _, actor, _ in events} == {"tests"}
 
 
 @pytest.mark.parametrize(

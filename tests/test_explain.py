@@ -31,7 +31,12 @@ SAMPLES = {
         {"email": "new@example.com", "username": "new", "password_hash": SEEDED_HASH, "actor": "a"}
     ],
     "users.create_users": [
-        {"emails": ["a@x.io"], "usernames": ["a_x"], "password_hashes": [SEEDED_HASH]}
+        {
+            "emails": ["a@x.io"],
+            "usernames": ["a_x"],
+            "password_hashes": [SEEDED_HASH],
+            "actor": "a",
+        }
     ],
     "users.get_user_by_id": [{"user_id": 50_000}],
     "users.get_user_by_username": [{"username": "ada_adams0"}],
@@ -83,16 +88,6 @@ SAMPLES = {
     "users.count_users": [NO_FILTERS, {**NO_FILTERS, "username_like": "zoe\\_silva9%"}],
     "events.append_event": [
         {"type": "user.created", "entity": "user", "entity_id": 1, "actor": None, "data": "{}"}
-    ],
-    "events.append_events": [
-        {
-            "type": "user.created",
-            "entity": "user",
-            "entity_id": 1,
-            "entity_ids": [1],
-            "actor": None,
-            "datas": ["{}"],
-        }
     ],
     "events.list_events": [
         {"after_xid": 0, "after_id": 0, "types": None, "limit": 100},

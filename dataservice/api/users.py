@@ -135,16 +135,9 @@ def create_many(conn, bodies: list[dict]) -> list[dict]:
             }
             for body in bodies
         ],
-    )
-    dumped = _USER_OUT.dump(users, many=True)
-    events.append_many(
-        conn,
-        type="user.created",
-        entity="user",
         actor=g.get("client_name"),
-        changes=[(user["id"], user) for user in dumped],
     )
-    return dumped
+    return _USER_OUT.dump(users, many=True)
 
 
 @blp.route("", methods=["GET"], strict_slashes=False)

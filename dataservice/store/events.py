@@ -22,25 +22,6 @@ def append(
     )
 
 
-def append_many(
-    conn: psycopg.Connection,
-    *,
-    type: str,
-    entity: str,
-    changes: list[tuple[int, dict]],
-    actor: str | None,
-) -> None:
-    """One event per (entity_id, data) of a bulk write, in that order."""
-    queries.events.append_events(
-        conn,
-        type=type,
-        entity=entity,
-        actor=actor,
-        entity_ids=[entity_id for entity_id, _ in changes],
-        datas=[Jsonb(data) for _, data in changes],
-    )
-
-
 def after(
     conn: psycopg.Connection, position: tuple[int, int], *, types: list[str] | None, limit: int
 ) -> list[dict]:

@@ -52,9 +52,10 @@ def create_user(
         raise _conflict(exc) from None
 
 
-def create_users(conn: psycopg.Connection, users: list[dict]) -> list[dict]:
-    """Inserts every {email, username, password_hash} in one statement; returns the rows in the
-    order given. A clash anywhere (also between two of them) is a Conflict for the lot."""
+def create_users(conn: psycopg.Connection, users: list[dict], actor: str | None) -> list[dict]:
+    """Inserts every {email, username, password_hash} and its user.created event in one
+    statement; returns the rows in the order given. A clash anywhere (also between two of
+    them) is a Conflict for the lot."""
     try:
         rows = list(
             queries.users.create_users(
@@ -62,6 +63,7 @@ def create_users(conn: psycopg.Connection, users: list[dict]) -> list[dict]:
                 emails=[u["email"] for u in users],
                 usernames=[u["username"] for u in users],
                 password_hashes=[u["password_hash"] for u in users],
+                actor=actor,
             )
         )
     except pg_errors.UniqueViolation as exc:
