@@ -5,7 +5,7 @@
 -- Inserts one user and its user.created event (the outbox) in one statement: one round trip,
 -- atomic by itself, where BEGIN, two INSERTs and COMMIT took four. The unique indexes on
 -- lower(email) and lower(username) reject clashes. The event's data is the user as the API
--- shows it (UserOut: these five fields, timestamps by api_timestamp of migration 0007).
+-- shows it (api_user of migration 0007).
 WITH created AS (
     INSERT INTO users (email, username, password_hash)
     VALUES (:email, :username, :password_hash)
@@ -13,9 +13,7 @@ WITH created AS (
 ), recorded AS (
     INSERT INTO events (type, entity, entity_id, actor, data)
     SELECT 'user.created', 'user', id, :actor,
-           jsonb_build_object('id', id, 'email', email, 'username', username,
-                              'created_at', api_timestamp(created_at),
-                              'updated_at', api_timestamp(updated_at))
+           api_user(id, email, username, created_at, updated_at)
       FROM created
 )
 SELECT id, email, username, version, created_at, updated_at FROM created;
@@ -33,9 +31,7 @@ WITH created AS (
 ), recorded AS (
     INSERT INTO events (type, entity, entity_id, actor, data)
     SELECT 'user.created', 'user', id, :actor,
-           jsonb_build_object('id', id, 'email', email, 'username', username,
-                              'created_at', api_timestamp(created_at),
-                              'updated_at', api_timestamp(updated_at))
+           api_user(id, email, username, created_at, updated_at)
       FROM created
      ORDER BY id
 )

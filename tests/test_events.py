@@ -14,6 +14,7 @@ from psycopg.types.json import Jsonb
 
 from dataservice.cli import main
 from dataservice.schemas.fields import UtcDateTime
+from dataservice.schemas.users import UserOut
 
 from .support import new_user
 
@@ -222,3 +223,18 @@ def test_timestamps_built_in_sql_read_as_the_api_writes_them(db, zone):
     ]:
         [text] = db.execute("SELECT api_timestamp(%s)", (moment,)).fetchone()
         assert text == field._serialize(moment, "created_at", None)
+
+
+def test_a_user_built_in_sql_reads_as_the_api_writes_it(db):
+    # api_user (migration 0007) writes the data of events created in SQL; it must be UserOut.
+    row = {
+        "id": 7,
+        "email": "Ada@Example.com",
+        "username": "ada",
+        "created_at": datetime(2026, 12, 1, 13, 5, 9, 120000, tzinfo=UTC),
+        "updated_at": datetime(2026, 12, 1, 13, 5, 10, tzinfo=UTC),
+    }
+    [data] = db.execute(
+        "SELECT api_user(%(id)s, %(email)s, %(username)s, %(created_at)s, %(updated_at)s)", row
+    ).fetchone()
+    assert data == UserOut().dump(row)

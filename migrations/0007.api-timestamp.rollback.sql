@@ -1,2 +1,0 @@
--- Undoes 0007.api-timestamp.
-DROP FUNCTION api_timestamp(timestamptz);
