@@ -54,6 +54,19 @@ def migrate_template(host, port, user, dbname, password, **kwargs):
         register_test_client(conn)
 
 
+def _drop_leftovers_of_an_interrupted_run() -> None:
+    """A run killed midway leaves this checkout's template and test databases behind, and
+    pytest-postgresql will not create them over a leftover (every test errors with "already
+    exists"). The names are this checkout's own, so dropping them is safe."""
+    maintenance = url_for_database(SERVER.get("dbname", "postgres"))
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        for name in (_DBNAME + "_tmpl", _DBNAME):
+            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            conn.execute(drop)
+
+
+_drop_leftovers_of_an_interrupted_run()
+
 postgresql_noproc = factories.postgresql_noproc(
     host=SERVER.get("host", "127.0.0.1"),
     port=int(SERVER.get("port", 5432)),
