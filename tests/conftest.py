@@ -61,8 +61,11 @@ def _drop_leftovers_of_an_interrupted_run() -> None:
     maintenance = url_for_database(SERVER.get("dbname", "postgres"))
     with psycopg.connect(maintenance, autocommit=True) as conn:
         for name in (_DBNAME + "_tmpl", _DBNAME):
-            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            conn.execute(drop)
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                database = sql.Identifier(name)
+                # pytest-postgresql marks its template as one, and a template cannot be dropped
+                conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(database))
+                conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(database))
 
 
 _drop_leftovers_of_an_interrupted_run()
