@@ -4,16 +4,13 @@ from pathlib import Path
 
 from flask import Flask
 
-from . import auth, db, errors, logs, metrics, observe, replica
+from . import auth, db, errors, logs, metrics, notifier, observe, replica
 from . import config as config_module
 from .api import batch, docs, events, health, idempotency, users
 from .api.converters import BigintConverter, bigint_schema
-from .db import libpq_url
 from .jsonprovider import OrjsonProvider
-from .notifier import ChangeNotifier
 from .openapi import ServiceApi
 from .passwords import Hasher
-from .workers import cooperative
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 API_DESCRIPTION = (
@@ -57,10 +54,7 @@ def create_app(config: dict | None = None) -> Flask:
     logs.configure(app.config["LOG_LEVEL"])
 
     db.init_app(app)
-    app.extensions["notifier"] = ChangeNotifier(
-        libpq_url(app.config["DATABASE_LISTEN_URL"] or app.config["DATABASE_URL"]),
-        max_waiters=app.config["EVENTS_MAX_WAITERS"] or (64 if cooperative() else 2),
-    )
+    notifier.init_app(app)
     app.extensions["hasher"] = Hasher(app.config)
     app.extensions["migrations"] = migration_ids()
     observe.init_app(app)  # first request hooks: request id, clock; metrics and log line last

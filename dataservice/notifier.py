@@ -1,8 +1,14 @@
 """Wakes long-polling change-feed readers when events commit, without holding pool connections.
 
-One listener thread per worker process keeps its own connection (LISTEN needs a session, so it
-uses DATABASE_LISTEN_URL, which must not go through a transaction-pooling PgBouncer) and bumps
-a generation counter on every notification. Readers wait on a condition, holding no connection.
+Announcing: after a write that appended events has committed, the worker NOTIFYs, in a
+transaction of its own and from a sender thread, so the request does not wait for it and
+writes never commit holding NOTIFY's database-wide lock (migration 0008). Announcements made
+while one is being sent, or within ANNOUNCE_INTERVAL of it, become one NOTIFY.
+
+Listening: one listener thread per worker process keeps its own connection (LISTEN needs a
+session, so it uses DATABASE_LISTEN_URL, which must not go through a transaction-pooling
+PgBouncer) and bumps a generation counter on every notification. Readers wait on a condition,
+holding no connection.
 """
 
 import logging
@@ -10,22 +16,36 @@ import threading
 import time
 
 import psycopg
+from flask import Flask, request
 from psycopg import sql
+
+from .db import libpq_url
+from .errors import Unavailable
+from .observe import NESTED
+from .store import events
+from .workers import cooperative
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "dataservice_events"
 _LISTEN = sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL))  # a fixed identifier, no values
+# Under a steady stream of writes, readers wake at most this often per writing worker: events
+# then reach them in pages rather than one wake-up (and one feed query) per write.
+ANNOUNCE_INTERVAL = 0.05
 
 
 class ChangeNotifier:
-    def __init__(self, conninfo: str, max_waiters: int):
+    def __init__(self, conninfo: str, max_waiters: int, database):
         self._conninfo = conninfo
+        self._database = database  # db.Database: announcements borrow a pool connection
         self._condition = threading.Condition()
         self._generation = 0
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._waiters = threading.BoundedSemaphore(max_waiters)
+        self._pending = False  # an announcement not yet sent
+        self._wake_sender = threading.Event()
+        self._sender: threading.Thread | None = None
 
     @property
     def generation(self) -> int:
@@ -45,8 +65,39 @@ class ChangeNotifier:
         with self._condition:
             self._condition.wait_for(lambda: self._generation != seen_generation, timeout)
 
+    def announce(self) -> None:
+        """Events have committed: wake the feed's readers everywhere, soon (never blocks)."""
+        self._pending = True
+        self._wake_sender.set()
+        if self._sender is None:
+            with self._condition:
+                if self._sender is None:
+                    self._sender = threading.Thread(
+                        target=self._send, name="event-announcer", daemon=True
+                    )
+                    self._sender.start()
+
     def close(self) -> None:
         self._stopping.set()
+        if self._sender is not None:
+            self._wake_sender.set()  # it sends what is pending, then stops
+            self._sender.join(timeout=2)
+
+    def _send(self) -> None:
+        while True:
+            self._wake_sender.wait()
+            self._wake_sender.clear()
+            if self._pending:
+                self._pending = False
+                try:
+                    with self._database.connection() as conn:
+                        events.announce(conn)
+                except (Unavailable, psycopg.Error) as exc:
+                    # Readers find the events at their next re-poll (at most 0.5 s) anyway.
+                    log.warning("could not announce new events (%s)", type(exc).__name__)
+            if self._stopping.is_set():
+                return
+            time.sleep(ANNOUNCE_INTERVAL)
 
     def _start(self) -> None:
         if self._thread is None:
@@ -78,3 +129,23 @@ class ChangeNotifier:
                     "event listener lost its connection (%s); reconnecting", type(exc).__name__
                 )
                 time.sleep(1.0)
+
+
+def init_app(app: Flask) -> None:
+    notifier = app.extensions["notifier"] = ChangeNotifier(
+        libpq_url(app.config["DATABASE_LISTEN_URL"] or app.config["DATABASE_URL"]),
+        max_waiters=app.config["EVENTS_MAX_WAITERS"] or (64 if cooperative() else 2),
+        database=app.extensions["db"],
+    )
+
+    @app.after_request
+    def _announce_events(response):
+        # A write answered 2xx has committed, and with it its events (handlers commit before
+        # the response is built). A batch's operations are announced once, by the batch.
+        if (
+            request.method not in ("GET", "HEAD", "OPTIONS")
+            and 200 <= response.status_code < 300
+            and NESTED not in request.environ
+        ):
+            notifier.announce()
+        return response

@@ -5,6 +5,14 @@
 INSERT INTO events (type, entity, entity_id, actor, data)
 VALUES (:type, :entity, :entity_id, :actor, :data);
 
+-- name: announce_events()^
+-- Wakes the feed's long-polling readers in every worker and instance (they LISTEN on this
+-- channel), after writes that appended events have committed. A transaction of its own, so that
+-- writes never commit holding NOTIFY's database-wide lock (migration 0008); asynchronous commit,
+-- since a lost wake-up costs a reader at most its 0.5 s re-poll and is worth no WAL flush.
+SELECT set_config('synchronous_commit', 'off', true) AS synchronous_commit,
+       pg_notify('dataservice_events', '') AS notified;
+
 -- name: list_events(after_xid, after_id, types, limit)
 -- The next events in commit-safe order: after the cursor's (xid, id), and only from transactions
 -- older than every transaction still running, so none can still commit behind the cursor.

@@ -161,6 +161,68 @@ def test_long_poll_wakes_within_a_second_of_a_commit(make_app, serve):
     assert result["answered"] - committed < 1.0
 
 
+@pytest.fixture
+def listener(database_url):
+    """A session LISTENing on the feed's channel, as every worker's listener does."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("LISTEN dataservice_events")
+        yield conn
+
+
+def notifications(conn, seconds: float) -> int:
+    return sum(1 for _ in conn.notifies(timeout=seconds))
+
+
+WRITES = {
+    "create": ("POST", "/api/v1/users", new_user(2)),
+    "update": ("PATCH", "/api/v1/users/{id}", {"username": "renamed"}),
+    "delete": ("DELETE", "/api/v1/users/{id}", None),
+    "batch": (
+        "POST",
+        "/api/v1/batch",
+        {"operations": [{"method": "POST", "path": "/api/v1/users", "body": new_user(3)}]},
+    ),
+}
+
+
+@pytest.mark.parametrize("write", WRITES)
+def test_a_committed_write_is_announced_after_its_commit(client, listener, write):
+    user_id = client.post("/api/v1/users", json=new_user()).get_json()["id"]
+    notifications(listener, 0.3)  # that create's own announcement
+    method, path, body = WRITES[write]
+    response = client.open(path.format(id=user_id), method=method, json=body)
+    assert response.status_code in (200, 201, 204), response.get_json()
+    notice = next(listener.notifies(timeout=2.0), None)
+    assert notice is not None and notice.channel == "dataservice_events"
+    # Announced after the commit: the listener's session already sees the change.
+    count = listener.execute("SELECT count(*) FROM events").fetchone()[0]
+    assert count == 2
+
+
+def test_a_failed_write_is_not_announced(client, listener):
+    client.post("/api/v1/users", json=new_user())
+    notifications(listener, 0.3)
+    assert client.post("/api/v1/users", json=new_user()).status_code == 409
+    assert notifications(listener, 0.3) == 0
+
+
+def test_announcements_made_together_become_one_notify(app, listener):
+    notifier = app.extensions["notifier"]
+    for _ in range(50):
+        notifier.announce()
+    # The first may go out alone; the other 49 arrive while it is sent or within the interval.
+    assert 1 <= notifications(listener, 0.5) <= 2
+
+
+def test_writes_commit_without_notifying(db):
+    """NOTIFY inside a write's transaction would make every write commit under one
+    database-wide lock (migration 0008): the events table has no trigger any more."""
+    triggers = db.execute(
+        "SELECT tgname FROM pg_trigger WHERE tgrelid = 'events'::regclass AND NOT tgisinternal"
+    ).fetchall()
+    assert triggers == []
+
+
 def test_long_poll_without_news_ends_after_the_wait(client):
     started = time.monotonic()
     page = feed(client, "wait=1")

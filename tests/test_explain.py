@@ -95,6 +95,7 @@ SAMPLES = {
     ],
     # Steady state: pruning runs daily, so only the oldest day or so of events is past retention.
     "events.prune_events": [{"retention_seconds": 364 * 86400}],
+    "events.announce_events": [{}],
     "idempotency.claim_key": [{"client": "c", "key": "k", "request_hash": b"x", "ttl_seconds": 60}],
     "idempotency.get_key": [{"client": "c", "key": "k"}],
     "idempotency.record_response": [

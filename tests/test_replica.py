@@ -213,7 +213,8 @@ def test_with_the_primary_down_the_replica_serves_reads_without_waiting(clusters
     # The freshness check asks the primary for its WAL position; with the primary down that
     # must cost a read a fraction of a second, not the primary pool's whole timeout.
     primary, _ = clusters
-    app = make_replica_app()
+    # Tokens are checked on the primary: keep the one the create checked trusted meanwhile.
+    app = make_replica_app(AUTH_CACHE_SECONDS=60)
     client = app.test_client()
     user = client.post("/api/v1/users", json=new_user(6)).get_json()
     wait_fresh(app)

@@ -22,6 +22,11 @@ def append(
     )
 
 
+def announce(conn: psycopg.Connection) -> None:
+    """NOTIFY the feed's listeners, in a transaction of its own (conn is in autocommit)."""
+    queries.events.announce_events(conn)
+
+
 def after(
     conn: psycopg.Connection, position: tuple[int, int], *, types: list[str] | None, limit: int
 ) -> list[dict]:
