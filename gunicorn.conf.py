@@ -24,8 +24,54 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # database (psycopg 3 cooperates with gevent by itself). Here it served ~25% more GETs/s than
 # gthread with less than half the p99 (docs/benchmarks.md). Password hashing, the one long CPU
 # task, runs in gevent's native thread pool (dataservice/passwords.py). WEB_WORKER_CLASS=gthread
-# switches back to threads (WEB_THREADS each).
+# switches back to threads (WEB_THREADS each); any other value is gunicorn's own worker class.
+
+
+def _gevent_worker():
+    """gunicorn's gevent worker with gevent's HTTP server (pywsgi) in place of gunicorn's
+    request parser and response writer, which cost ~10% more CPU per request here
+    (docs/benchmarks.md). gunicorn's parser-based worker bounds two things pywsgi leaves open,
+    and the handler restores them: a keep-alive connection idle for `keepalive` seconds is
+    closed, and once the worker is stopping each response says Connection: close. Without them
+    one client's idle connections could hold every greenlet of a worker, and a graceful
+    shutdown would wait out its whole timeout for connections that send nothing more.
+
+    Defined here, not in the package: gunicorn loads the worker class in the master, and
+    importing the app there, before gevent patches the worker, would leave the pool's locks
+    unpatched (the workers then hang)."""
+    import gevent
+    from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
+
+    class Handler(PyWSGIHandler):
+        worker = None  # this process's worker, set as it starts
+
+        def read_requestline(self):
+            with gevent.Timeout(self.worker.cfg.keepalive, False):
+                return super().read_requestline()
+            return None  # idle for `keepalive` seconds: pywsgi closes the connection
+
+        def start_response(self, status, headers, exc_info=None):
+            if not self.worker.alive:  # stopping: this is the connection's last response
+                headers = [*headers, ("Connection", "close")]
+            return super().start_response(status, headers, exc_info)
+
+        def log_request(self):
+            if self.server.log.access_log_enabled:  # off: the app writes the request lines
+                super().log_request()
+
+    class DataserviceGeventWorker(GeventPyWSGIWorker):
+        wsgi_handler = Handler
+
+        def init_process(self):
+            Handler.worker = self
+            super().init_process()
+
+    return DataserviceGeventWorker
+
+
 worker_class = os.environ.get("WEB_WORKER_CLASS", "gevent")
+if worker_class == "gevent":
+    worker_class = _gevent_worker()
 workers = int(os.environ.get("WEB_WORKERS", multiprocessing.cpu_count()))
 threads = int(os.environ.get("WEB_THREADS", "4"))
 # gevent: requests one worker takes at once; beyond its pool they wait for a connection (at most

@@ -232,6 +232,42 @@ def test_sigterm_lets_requests_in_flight_finish(start_gunicorn, db):
     assert output.count("database pool closed") == 2
 
 
+def test_keep_alive_connections_are_bounded_and_end_on_sigterm(start_gunicorn):
+    # The default worker serves HTTP with gevent's pywsgi (gunicorn.conf.py), which alone would
+    # keep an idle keep-alive connection open for ever: one client could then hold every
+    # greenlet, and SIGTERM would wait out the whole graceful timeout (30 s) for idle clients.
+    base, process, log_path = start_gunicorn(WEB_WORKERS="1")
+    port = int(base.rsplit(":", 1)[1])
+
+    def kept_alive() -> http.client.HTTPConnection:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        connection.request("GET", "/health")
+        with connection.getresponse() as response:
+            response.read()
+            assert response.status == 200 and response.getheader("Connection") != "close"
+        return connection
+
+    idle = kept_alive()
+    answered = time.monotonic()
+    assert idle.sock.recv(1) == b""  # closed by the server ...
+    assert 4 < time.monotonic() - answered < 8  # ... after keepalive (5 s)
+    idle.close()
+
+    busy, idle = kept_alive(), kept_alive()
+    process.send_signal(signal.SIGTERM)
+    stopping = time.monotonic()
+    time.sleep(1.5)  # the worker notices within a second
+    busy.request("GET", "/health")
+    with busy.getresponse() as response:
+        response.read()
+        assert response.status == 200 and response.getheader("Connection") == "close"
+    process.wait(timeout=20)
+    assert time.monotonic() - stopping < 10, "shutdown waited for an idle connection"
+    assert process.returncode == 0, log_path.read_text()
+    busy.close()
+    idle.close()
+
+
 def test_a_password_hash_does_not_stall_the_workers_other_requests(start_gunicorn):
     # One gevent worker serves every request in one thread: argon2id must run beside it (in a
     # native thread), or each hash would hold up every other request of the worker.
@@ -241,7 +277,7 @@ def test_a_password_hash_does_not_stall_the_workers_other_requests(start_gunicor
         ARGON2_MEMORY_COST_KIB="16384",
         ARGON2_PARALLELISM="1",
     )
-    assert "Using worker: gevent" in log_path.read_text()
+    assert "Using worker: DataserviceGeventWorker" in log_path.read_text()  # gevent + pywsgi
     port = int(base.rsplit(":", 1)[1])
     slow = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     body = {"email": "hash@example.com", "username": "hashing", "password": "long enough"}
