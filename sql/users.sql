@@ -18,24 +18,24 @@ WITH created AS (
 )
 SELECT id, email, username, version, created_at, updated_at FROM created;
 
--- name: create_users(emails, usernames, password_hashes, actor)
+-- name: create_users(users, actor)
 -- Inserts many users and their user.created events in one statement (a batch's run of
--- creates); the arrays are parallel. Events are numbered in the users' order, as create_user
--- builds them (ids follow the order of the rows inserted).
+-- creates). `users` is a JSON array of {email, username, password_hash}. Events are numbered in
+-- the users' order, as create_user builds them (ids follow the order of the rows inserted).
+-- Returns each user's username and its JSON as the API shows it (api_user, the event's data):
+-- the batch answers with it rather than building the same document again.
 WITH created AS (
     INSERT INTO users (email, username, password_hash)
     SELECT email, username, password_hash
-      FROM unnest(:emails::text[], :usernames::text[], :password_hashes::text[])
-           AS new (email, username, password_hash)
-    RETURNING id, email, username, version, created_at, updated_at
+      FROM jsonb_to_recordset(:users::jsonb) AS new (email text, username text, password_hash text)
+    RETURNING id, username, api_user(id, email, username, created_at, updated_at) AS data
 ), recorded AS (
     INSERT INTO events (type, entity, entity_id, actor, data)
-    SELECT 'user.created', 'user', id, :actor,
-           api_user(id, email, username, created_at, updated_at)
+    SELECT 'user.created', 'user', id, :actor, data
       FROM created
      ORDER BY id
 )
-SELECT id, email, username, version, created_at, updated_at FROM created;
+SELECT username, data FROM created;
 
 -- name: get_user_by_id(user_id)^
 -- One user by primary key, or no row.

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from dataservice.queries import queries
 from dataservice.seed import SEEDED_HASH, seed_users
@@ -32,9 +33,7 @@ SAMPLES = {
     ],
     "users.create_users": [
         {
-            "emails": ["a@x.io"],
-            "usernames": ["a_x"],
-            "password_hashes": [SEEDED_HASH],
+            "users": Jsonb([{"email": "a@x.io", "username": "a_x", "password_hash": SEEDED_HASH}]),
             "actor": "a",
         }
     ],

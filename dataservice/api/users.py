@@ -124,8 +124,10 @@ def create_user(data):
 
 def create_many(conn, bodies: list[dict]) -> list[dict]:
     """Creates users from validated UserCreate bodies in one statement, with their events: a
-    batch's run of creates. Raises Conflict for the lot when any of them clashes."""
-    users = store.create_users(
+    batch's run of creates. Returns each user as UserOut shows it (built in SQL, as its
+    event's data; tests/test_events.py holds api_user and UserOut together). Raises Conflict
+    for the lot when any of them clashes."""
+    return store.create_users(
         conn,
         [
             {
@@ -137,7 +139,6 @@ def create_many(conn, bodies: list[dict]) -> list[dict]:
         ],
         actor=g.get("client_name"),
     )
-    return _USER_OUT.dump(users, many=True)
 
 
 @blp.route("", methods=["GET"], strict_slashes=False)

@@ -4,6 +4,7 @@ from datetime import datetime
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.types.json import Jsonb
 
 from ..errors import Conflict, NotFound, PreconditionFailed
 from ..queries import queries
@@ -54,21 +55,13 @@ def create_user(
 
 def create_users(conn: psycopg.Connection, users: list[dict], actor: str | None) -> list[dict]:
     """Inserts every {email, username, password_hash} and its user.created event in one
-    statement; returns the rows in the order given. A clash anywhere (also between two of
-    them) is a Conflict for the lot."""
+    statement; returns each user as the API shows it (its event's data), in the order given.
+    A clash anywhere (also between two of them) is a Conflict for the lot."""
     try:
-        rows = list(
-            queries.users.create_users(
-                conn,
-                emails=[u["email"] for u in users],
-                usernames=[u["username"] for u in users],
-                password_hashes=[u["password_hash"] for u in users],
-                actor=actor,
-            )
-        )
+        rows = queries.users.create_users(conn, users=Jsonb(users), actor=actor)
+        by_username = {row["username"]: row["data"] for row in rows}
     except pg_errors.UniqueViolation as exc:
         raise _conflict(exc) from None
-    by_username = {row["username"]: row for row in rows}
     return [by_username[u["username"]] for u in users]
 
 
