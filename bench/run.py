@@ -419,7 +419,7 @@ def service_settings(extra_env: dict, app: str) -> str:
         return extra_env.get(name, os.environ.get(name, default))
 
     return (
-        f"gunicorn {value('WEB_WORKER_CLASS', 'gevent')}, "
+        f"gunicorn {value('WEB_WORKER_CLASS', 'gevent (pywsgi, gunicorn.conf.py)')}, "
         f"WEB_WORKERS={value('WEB_WORKERS', os.cpu_count())}, "
         f"DATABASE_POOL_MAX_SIZE={value('DATABASE_POOL_MAX_SIZE', 4)}; "
         + (
