@@ -90,15 +90,15 @@ def record_database_error(kind: str) -> None:
     DB_ERRORS.labels(kind).inc()
 
 
-def record_pool(pool) -> None:
+def record_pool(database) -> None:
     """Samples this worker's pool; writes the gauges only when a value changed, which under a
     steady load is rarely."""
     global _last_pool_stats
-    stats = pool.get_stats()
+    stats = database.stats()
     sample = (
         stats["pool_size"],
         stats["pool_available"],
-        stats.get("requests_waiting", 0),
+        stats["requests_waiting"],
         stats["pool_max"],
     )
     if sample != _last_pool_stats:
@@ -112,13 +112,13 @@ def record_pool(pool) -> None:
 _pool_sampled_at = float("-inf")
 
 
-def sample_pool(pool, now: float) -> None:
+def sample_pool(database, now: float) -> None:
     """record_pool at most once a second (`now` from perf_counter): Prometheus reads the gauges
     every few seconds, and a scrape records the answering worker's pool itself."""
     global _pool_sampled_at
     if now - _pool_sampled_at >= 1.0:
         _pool_sampled_at = now
-        record_pool(pool)
+        record_pool(database)
 
 
 def multiprocess_dir() -> str | None:
@@ -150,7 +150,7 @@ def metrics():
     """Metrics for Prometheus to scrape."""
     # The one place /metrics is served: guard it here when it must not be public.
     current_app.extensions["journal"].flush()  # other workers': within LOG_FLUSH_SECONDS
-    record_pool(current_app.extensions["db"].pool)
+    record_pool(current_app.extensions["db"])
     registry = current_app.extensions.get("metrics_registry")
     if registry is None:
         registry = current_app.extensions["metrics_registry"] = _registry()

@@ -80,7 +80,7 @@ class Journal:
                 duration_ms=round(seconds * 1000, 2),
                 client=client,
             )
-        metrics.sample_pool(self.database.pool, perf_counter() if now is None else now)
+        metrics.sample_pool(self.database, perf_counter() if now is None else now)
 
     def close(self) -> None:
         self._closed.set()

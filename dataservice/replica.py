@@ -108,7 +108,7 @@ class Replica:
                 return conn
         except psycopg.Error:
             self._fresh = False
-        self.database.pool.putconn(conn)
+        self.database.giveback(conn)
         return None
 
     @contextmanager

@@ -2,10 +2,15 @@
 Each answer is a 2xx or a 503 problem with Retry-After, within the pool timeout."""
 
 import socket
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
 import pytest
+
+from dataservice.db import Gate
 
 from .support import new_user, url_for_database
 
@@ -98,3 +103,97 @@ def test_database_errors_are_logged_without_the_password(make_app, caplog, path)
     )
     assert_503(app.test_client().get(path))
     assert "s3cret-db-pw" not in caplog.text
+
+
+# The gate in front of the pool ------------------------------------------------------------------
+
+
+def wait_until(condition):
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+
+
+def test_the_gate_serves_waiters_first_come_first_served():
+    gate = Gate(1)
+    assert gate.acquire(timeout=0)
+    served = []
+
+    def wait(n):
+        assert gate.acquire(timeout=5)
+        served.append(n)
+        gate.release()
+
+    threads = []
+    for n in range(4):
+        threads.append(threading.Thread(target=wait, args=(n,)))
+        threads[-1].start()
+        wait_until(lambda n=n: gate.waiting == n + 1)  # in line, in this order
+    gate.release()
+    for thread in threads:
+        thread.join()
+    assert served == [0, 1, 2, 3]
+    assert gate.waiting == 0
+
+
+def test_a_released_permit_goes_to_the_waiter_not_to_a_newcomer():
+    gate = Gate(1)
+    assert gate.acquire(timeout=0)
+    waiter = threading.Thread(target=lambda: gate.acquire(timeout=5))
+    waiter.start()
+    wait_until(lambda: gate.waiting == 1)
+    gate.release()
+    assert not gate.acquire(timeout=0)  # handed over, even if the waiter has not run yet
+    waiter.join()
+    gate.release()  # the waiter's
+    assert gate.acquire(timeout=0)
+
+
+def test_a_wait_that_times_out_leaves_the_line_and_loses_no_permit():
+    gate = Gate(2)
+    assert gate.acquire(timeout=0) and gate.acquire(timeout=0)
+    started = time.monotonic()
+    assert not gate.acquire(timeout=0.2)
+    assert 0.15 < time.monotonic() - started < 2
+    assert gate.waiting == 0
+    gate.release()
+    gate.release()
+    assert gate.acquire(timeout=0) and gate.acquire(timeout=0)
+    assert not gate.acquire(timeout=0)  # and no more than two
+
+
+def test_a_waiter_interrupted_under_gevent_loses_no_permit():
+    # A gevent.Timeout (or a kill) ends a greenlet's wait by raising inside it: it must leave
+    # the line, or a later release would hand the permit to nobody.
+    script = textwrap.dedent(
+        """
+        from gevent import monkey; monkey.patch_all()
+        import gevent
+        from dataservice.db import Gate
+
+        gate = Gate(1)
+        assert gate.acquire(timeout=0)
+
+        def interrupted():
+            with gevent.Timeout(0.05):
+                gate.acquire(timeout=5)
+
+        waiter = gevent.spawn(interrupted)
+        waiter.join()
+        assert isinstance(waiter.exception, gevent.Timeout), waiter.exception
+        assert gate.waiting == 0  # out of the line: a release will not go to it
+
+        patient = gevent.spawn(gate.acquire, timeout=5)
+        gevent.sleep(0.01)
+        gate.release()
+        assert patient.get(timeout=1) is True
+        gate.release()
+        assert gate.acquire(timeout=0)
+        print("ok")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
+    )
+    assert result.stdout.strip() == "ok", result.stderr

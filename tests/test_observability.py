@@ -113,7 +113,7 @@ def test_pool_gauges_show_requests_waiting_for_a_connection(make_app):
         threads.append(waiter)
         waiter.start()
         deadline = time.monotonic() + 5
-        while database.pool.get_stats().get("requests_waiting", 0) < 1:
+        while database.stats()["requests_waiting"] < 1:
             assert time.monotonic() < deadline
             time.sleep(0.01)
         samples = scrape(app.test_client())  # /metrics needs no connection
