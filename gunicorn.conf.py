@@ -55,6 +55,24 @@ def _gevent_worker():
                 headers = [*headers, ("Connection", "close")]
             return super().start_response(status, headers, exc_info)
 
+        _head = None  # the response head while it waits for the body's first chunk
+
+        def _write_with_headers(self, data):
+            # pywsgi sends the head and the body's first chunk in two writes: two system calls
+            # and two TCP segments for every response. Held back here, they go out as one.
+            self._head = bytearray()
+            try:
+                super()._write_with_headers(data)
+            finally:
+                held, self._head = self._head, None
+            super()._sendall(held)
+
+        def _sendall(self, data):
+            if self._head is not None:
+                self._head += data
+            else:
+                super()._sendall(data)
+
         def log_request(self):
             if self.server.log.access_log_enabled:  # off: the app writes the request lines
                 super().log_request()

@@ -268,6 +268,56 @@ def test_keep_alive_connections_are_bounded_and_end_on_sigterm(start_gunicorn):
     idle.close()
 
 
+def serve_one_request(app, request: bytes) -> list[bytes]:
+    """Runs the default worker's HTTP handler (gunicorn.conf.py) on one request over a
+    SOCK_SEQPACKET socket pair, which keeps each write the handler makes apart: returns the
+    writes, in order."""
+    import runpy
+    from types import SimpleNamespace
+
+    from gevent import pywsgi
+    from gevent import socket as gsocket
+
+    handler_class = runpy.run_path(str(ROOT / "gunicorn.conf.py"))["worker_class"].wsgi_handler
+    handler_class.worker = SimpleNamespace(cfg=SimpleNamespace(keepalive=5), alive=True)
+    server = pywsgi.WSGIServer(("127.0.0.1", 0), app, log=None)
+    server.log = SimpleNamespace(access_log_enabled=False, write=lambda *_: None)
+    ours, theirs = gsocket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with ours, theirs:
+        theirs.sendall(request)
+        handler_class(ours, ("127.0.0.1", 1), server).handle()
+        ours.close()
+        writes = []
+        while chunk := theirs.recv(1 << 16):
+            writes.append(chunk)
+    return writes
+
+
+def test_the_worker_sends_a_response_head_and_body_in_one_write():
+    # pywsgi alone writes the head and the body apart: two system calls and two TCP segments.
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+        return [b"hello"]
+
+    writes = serve_one_request(app, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert len(writes) == 1
+    head, body = writes[0].split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b"Content-Length: 5" in head
+    assert body == b"hello"
+
+
+def test_the_worker_still_streams_a_response_of_unknown_length_in_chunks():
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return iter([b"one", b"three"])
+
+    writes = serve_one_request(app, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, first = writes[0].split(b"\r\n\r\n", 1)
+    assert b"Transfer-Encoding: chunked" in head
+    assert first == b"3\r\none\r\n"  # the head carries the first chunk ...
+    assert writes[1:] == [b"5\r\nthree\r\n", b"0\r\n\r\n"]  # ... the rest follow as made
+
+
 def test_a_password_hash_does_not_stall_the_workers_other_requests(start_gunicorn):
     # One gevent worker serves every request in one thread: argon2id must run beside it (in a
     # native thread), or each hash would hold up every other request of the worker.
