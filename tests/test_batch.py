@@ -2,6 +2,8 @@
 
 import pytest
 
+from dataservice.schemas.batch import BatchRequest, Operation, is_plain_create
+
 from .support import new_user
 
 
@@ -112,12 +114,34 @@ def test_a_batch_of_a_thousand_creates_commits(client, db):
         [{"method": "POST"}],
         [{"method": "POST", "path": "/api/v1/users", "extra": 1}],
         ["not an object"],
+        [create_op(1), {"method": "POST", "path": "/api/v1/users", "body": {}, "extra": 1}],
+        [create_op(1), "not an object", create_op(2)],
     ],
 )
 def test_malformed_batch_is_422(client, db, operations):
     response = batch(client, operations)
     assert response.status_code == 422
     assert count(db, "users") == 0
+
+
+def test_a_malformed_operation_among_plain_creates_is_named_by_its_index(client):
+    response = batch(client, [create_op(1), create_op(2), {"method": "GET", "path": "/x"}])
+    assert response.status_code == 422
+    errors = response.get_json()["errors"]["operations"]
+    assert set(errors) == {"2"} and set(errors["2"]) == {"method", "path"}
+
+
+@pytest.mark.parametrize(
+    "body", [new_user(), {}, None, [], "text", {"email": 1, "extra": {"deep": [1]}}]
+)
+def test_plain_creates_load_as_the_operation_schema_loads_them(body):
+    # Operations skips the per-item load when every item is a plain create: only sound while
+    # Operation returns such an item unchanged, which this holds.
+    operations = [{"method": "POST", "path": "/api/v1/users", "body": body}] * 2
+    loaded = BatchRequest().load({"operations": operations})["operations"]
+    assert all(is_plain_create(operation) for operation in operations)
+    assert loaded == Operation(many=True).load(operations) == operations
+    assert loaded[0] is not operations[0]  # copies, as a load makes
 
 
 def test_batch_with_an_idempotency_key_is_replayed(client, db):

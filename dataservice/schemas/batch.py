@@ -31,12 +31,36 @@ class Operation(Schema):
             raise ValidationError("Only If-Match may be set per operation.")
 
 
-# Nested(many=True) rather than List(Nested): the same document and error shape, but one load
-# (or dump) of all the items instead of one per item, a quarter less time for 1,000 of them.
-class BatchRequest(Schema):
-    operations = fields.Nested(
-        Operation, many=True, required=True, validate=validate.Length(min=1, max=MAX_OPERATIONS)
+def is_plain_create(operation) -> bool:
+    """{"method": "POST", "path": "/api/v1/users", "body": ...}, which Operation loads as it is
+    (tests/test_batch.py holds the two together)."""
+    return (
+        type(operation) is dict
+        and len(operation) == 3
+        and operation.get("method") == "POST"
+        and operation.get("path") == "/api/v1/users"
+        and "body" in operation
     )
+
+
+class Operations(fields.Nested):
+    """Nested(Operation, many=True) rather than List(Nested(Operation)): the same document and
+    error shape, but one load of all the items instead of one per item. A batch made only of
+    plain creates, the bulk load it exists for, skips the per-item load: Operation would
+    return each one unchanged, at ~16 ms per 1,000 (their bodies are still loaded, as
+    UserCreate, by the batch)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(Operation, many=True, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if type(value) is list and all(is_plain_create(operation) for operation in value):
+            return [dict(operation) for operation in value]
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class BatchRequest(Schema):
+    operations = Operations(required=True, validate=validate.Length(min=1, max=MAX_OPERATIONS))
 
 
 class OperationResult(Schema):
