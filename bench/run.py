@@ -32,6 +32,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -193,6 +194,34 @@ class Service:
         self.log.close()
 
 
+def connections_per_worker(service) -> list[int]:
+    """How the service's established client connections are spread over its workers, fewest
+    first. A worker keeps the keep-alive connections it accepted, so an uneven split is an
+    uneven load: with wrk's 64 it came out anywhere from 32/32 to 16/48 (and 64/0 before
+    the second worker had booted), and p99 follows the busier worker. Linux /proc only."""
+    port = f":{service.port:04X}"
+    established = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[1].endswith(port) and fields[3] == "01":  # local port; ESTABLISHED
+                established.add(fields[9])  # the socket's inode
+    counts = []
+    for pid in service.pids()[1:]:  # the workers (the master holds only the listener)
+        try:
+            links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:
+            continue
+        counts.append(
+            sum(link[8:-1] in established for link in links if link.startswith("socket:["))
+        )
+    return sorted(counts)
+
+
 # ---------------------------------------------------------------------------------------------
 # CPU accounting: who used the shared cores during a cell
 
@@ -257,7 +286,13 @@ def run_wrk(service, postgres, scenario, connections, seconds, env, count_status
     process = subprocess.Popen(
         command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, text=True
     )
+    split = []  # taken once wrk has opened its connections
+    sampler = threading.Timer(
+        min(1.0, seconds / 2), lambda: split.append(connections_per_worker(service))
+    )
+    sampler.start()
     output = process.stdout.read()
+    sampler.join()
     _, status, usage = os.wait4(process.pid, 0)  # reaps wrk and gives its exact CPU time
     process.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - started
@@ -277,6 +312,7 @@ def run_wrk(service, postgres, scenario, connections, seconds, env, count_status
     result["statuses"] = statuses
     result["rps"] = result["requests"] / result["seconds"]
     result["cpu"] = {who: used / elapsed for who, used in cpu.items()}  # cores in use
+    result["connections_per_worker"] = split[0] if split else []
     wait_until_idle(service)
     return result
 
@@ -518,7 +554,8 @@ def yardstick_table(results: dict) -> list[str]:
         return []
     lines = [
         f"Yardstick (c={results['yardstick_connections']}, {len(YARDSTICK_APPS)} apps "
-        "interleaved round by round, medians; every round's req/s in brackets):",
+        "interleaved round by round, medians; every round's req/s in brackets, then each "
+        "round's connections per worker):",
         "",
         "| app | GET by id req/s | p99 ms | create req/s | p99 ms |",
         "|---|---:|---:|---:|---:|",
@@ -526,10 +563,17 @@ def yardstick_table(results: dict) -> list[str]:
     for name, app in YARDSTICK_APPS.items():
         get, create = yard[name]["get_by_id"], yard[name]["create"]
         lines.append(
-            f"| {name} (`{app}`) | {get['rps']:,.0f} {get['rps_runs']} | {get['p99_ms']:.1f} "
-            f"| {create['rps']:,.0f} {create['rps_runs']} | {create['p99_ms']:.1f} |"
+            f"| {name} (`{app}`) | {get['rps']:,.0f} {get['rps_runs']} {get.get('splits', '')} "
+            f"| {get['p99_ms']:.1f} | {create['rps']:,.0f} {create['rps_runs']} "
+            f"{create.get('splits', '')} | {create['p99_ms']:.1f} |"
         )
     return [*lines, ""]
+
+
+def split_text(runs: list[dict]) -> str:
+    """Each repeat's connections per worker, as 26/38."""
+    splits = [run.get("connections_per_worker") for run in runs]
+    return ", ".join("/".join(map(str, split)) for split in splits if split)
 
 
 def results_section(results: dict, args, machine: list[str], chart_name: str) -> str:
@@ -545,11 +589,13 @@ def results_section(results: dict, args, machine: list[str], chart_name: str) ->
         "",
         "CPU columns: cores in use during the cell (2.00 = both cores), from /proc: wrk, the "
         "gunicorn processes, the PostgreSQL processes of the benchmark database, and everything "
-        "else on the machine.",
+        "else on the machine. Connections per worker: how wrk's connections were spread over "
+        "the gunicorn workers in each repeat (a worker keeps the keep-alive connections it "
+        "accepted; the busier one sets p99).",
         "",
         "| scenario | c | req/s | p50 ms | p99 ms | pgbench tps | ratio | CPU wrk | "
-        "CPU service | CPU postgres | CPU other |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "CPU service | CPU postgres | CPU other | connections per worker |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for key, cell in results["cells"].items():
         scenario, connections = key.split("@")
@@ -558,10 +604,11 @@ def results_section(results: dict, args, machine: list[str], chart_name: str) ->
             f"| {scenario} | {connections} | {cell['rps']:,.0f} | {cell['p50_ms']:.1f} | "
             f"{cell['p99_ms']:.1f} | {cell['pgbench_tps']:,.0f} | "
             f"{cell['rps'] / cell['pgbench_tps']:.3f} | {cpu['wrk']:.2f} | "
-            f"{cpu['service']:.2f} | {cpu['postgres']:.2f} | {cpu['other']:.2f} |"
+            f"{cpu['service']:.2f} | {cpu['postgres']:.2f} | {cpu['other']:.2f} | "
+            f"{split_text(cell['repeats'])} |"
         )
     for scenario in results["not_available"]:
-        lines.append(f"| {scenario} | | not available on this service | | | | | | | | |")
+        lines.append(f"| {scenario} | | not available on this service | | | | | | | | | |")
     batch = results.get("batch")
     lines.append("")
     if batch:
@@ -654,6 +701,7 @@ def yardstick(url, service_env, postgres, args, wrk_env, connections) -> dict:
                 "rps": statistics.median(run["rps"] for run in scenario_runs),
                 "p99_ms": statistics.median(run["p99_ms"] for run in scenario_runs),
                 "rps_runs": [round(run["rps"]) for run in scenario_runs],
+                "splits": split_text(scenario_runs),
             }
             for scenario, scenario_runs in by_scenario.items()
         }
