@@ -14,7 +14,10 @@ import orjson
 from flask import g, has_request_context
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is logged.
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "line_fields",
+}
 
 access_log = logging.getLogger("dataservice.access")
 
@@ -41,11 +44,15 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if has_request_context() and "request_id" not in record.__dict__:
-            line["request_id"] = g.get("request_id")
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD:
-                line[key] = value
+        fields = getattr(record, "line_fields", None)
+        if fields is not None:  # a request line: its fields are known, no need to look
+            line.update(fields)
+        else:
+            if "request_id" not in record.__dict__ and has_request_context():
+                line["request_id"] = g.get("request_id")
+            for key, value in record.__dict__.items():
+                if key not in _STANDARD:
+                    line[key] = value
         if record.exc_info and record.exc_info[0] is not None:
             line["error"] = record.exc_info[0].__name__
             line["traceback"] = "".join(traceback.format_exception(*record.exc_info))
@@ -63,6 +70,18 @@ class StdoutHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, value):
         pass  # always sys.stdout
+
+    def emit(self, record):
+        # StreamHandler.emit, less its flush(), which took the handler's lock a second time
+        # (handle() holds it already; under gevent a lock is Python code): per request line.
+        try:
+            stream = sys.stdout
+            stream.write(self.format(record) + self.terminator)
+            stream.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
 
 
 def configure(level: str) -> None:
@@ -91,6 +110,7 @@ class _RequestRecord(logging.LogRecord):
     def __init__(self, created: float, fields: dict):
         self.__dict__.update(_REQUEST_RECORD)
         self.__dict__.update(fields)
+        self.line_fields = fields  # what JsonFormatter writes after time, level and logger
         self.created = created
         self.msecs = (created - int(created)) * 1000
 
@@ -98,7 +118,7 @@ class _RequestRecord(logging.LogRecord):
 _REQUEST_RECORD = _request_record_template()
 
 
-def request_line(created: float, **fields) -> None:
+def request_line(created: float, fields: dict) -> None:
     """The one line each request leaves, at INFO, with the time (time.time()) the request
     ended: request_id, method, route, path, status, duration_ms, client."""
     if access_log.isEnabledFor(logging.INFO):
