@@ -10,6 +10,7 @@ the path, and a request that matched no rule is counted under the route "unmatch
 """
 
 import os
+from bisect import bisect_left
 
 from flask import Response, current_app
 from prometheus_client import (
@@ -67,23 +68,45 @@ POOL_MAX = Gauge(
     multiprocess_mode="livesum",
 )
 
-# (method, route, status) -> (counter child, histogram child): .labels() takes a lock and
-# builds a key on every call; this dict lookup does not.
-_children: dict[tuple[str, str, int], tuple] = {}
+# .labels() takes a lock and builds a key on every call; these dict lookups do not.
+_counters: dict[tuple[str, str, int], Counter] = {}
+_histograms: dict[tuple[str, str], Histogram] = {}
 _last_pool_stats: tuple | None = None
 
 
-def record_request(method: str, route: str | None, status: int, seconds: float) -> None:
-    key = (method, route or UNMATCHED, status)
-    children = _children.get(key)
-    if children is None:
-        label_method = method if method in _METHODS else "OTHER"
-        children = _children[key] = (
-            REQUESTS.labels(label_method, key[1], str(status)),
-            LATENCY.labels(label_method, key[1]),
-        )
-    children[0].inc()
-    children[1].observe(seconds)
+def _label_method(method: str) -> str:
+    return method if method in _METHODS else "OTHER"
+
+
+def record_requests(samples) -> None:
+    """Counts a batch of answered requests, (method, route, status, seconds) each: one update
+    per counter and histogram bucket the batch touched, where observing each request made
+    three (in multiprocess mode every update takes a lock and writes a memory-mapped file).
+    The histogram's sum and buckets are updated as Histogram.observe() does it, through its
+    `_sum` and `_buckets` (prometheus-client is pinned; a test holds the two ways equal)."""
+    counts: dict[tuple[str, str, int], int] = {}
+    latencies: dict[tuple[str, str], list[float]] = {}
+    for method, route, status, seconds in samples:
+        key = (method, route or UNMATCHED, status)
+        counts[key] = counts.get(key, 0) + 1
+        latencies.setdefault(key[:2], []).append(seconds)
+    for key, count in counts.items():
+        counter = _counters.get(key)
+        if counter is None:
+            counter = _counters[key] = REQUESTS.labels(_label_method(key[0]), key[1], str(key[2]))
+        counter.inc(count)
+    for key, values in latencies.items():
+        histogram = _histograms.get(key)
+        if histogram is None:
+            histogram = _histograms[key] = LATENCY.labels(_label_method(key[0]), key[1])
+        bounds = histogram._upper_bounds  # ascending, +Inf last
+        per_bucket = [0] * len(bounds)
+        for seconds in values:
+            per_bucket[bisect_left(bounds, seconds)] += 1  # the first bound >= seconds
+        histogram._sum.inc(sum(values))
+        for bucket, count in zip(histogram._buckets, per_bucket, strict=True):
+            if count:
+                bucket.inc(count)
 
 
 def record_database_error(kind: str) -> None:

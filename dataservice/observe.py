@@ -61,7 +61,7 @@ class Journal:
 
     def flush(self, now: float | None = None) -> None:
         self._due = float("inf")
-        pending = self._pending
+        pending, written = self._pending, []
         while pending:
             try:
                 created, request_id, method, route, path, status, seconds, client = (
@@ -69,17 +69,20 @@ class Journal:
                 )
             except IndexError:  # another thread wrote the last one
                 break
-            metrics.record_request(method, route, status, seconds)
+            written.append((method, route, status, seconds))
             logs.request_line(
                 created,
-                request_id=request_id,
-                method=method,
-                route=route,
-                path=path,
-                status=status,
-                duration_ms=round(seconds * 1000, 2),
-                client=client,
+                {
+                    "request_id": request_id,
+                    "method": method,
+                    "route": route,
+                    "path": path,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 2),
+                    "client": client,
+                },
             )
+        metrics.record_requests(written)
         metrics.sample_pool(self.database, perf_counter() if now is None else now)
 
     def close(self) -> None:
@@ -108,9 +111,10 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _start():
-        if NESTED in request.environ:
+        environ = request._get_current_object().environ
+        if NESTED in environ:
             return  # an operation of a batch: the batch request is the one timed and logged
-        given = request.environ.get("HTTP_X_REQUEST_ID", "")
+        given = environ.get("HTTP_X_REQUEST_ID", "")
         request_id = given if _REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
         context = g._get_current_object()
         context.started = perf_counter()

@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg import errors as pg_errors
 from psycopg_pool import PoolTimeout, TooManyRequests
 
+from dataservice import metrics
 from dataservice.db import error_kind
 
 from .support import TOKEN, new_user
@@ -81,6 +82,57 @@ def test_latency_histogram_per_route(client):
         frozenset({"method": "GET", "route": "/health", "le": "+Inf"}.items()),
     )
     assert samples[bucket] >= 3
+
+
+def test_a_batch_of_requests_counts_as_observing_each_one():
+    # record_requests updates the histogram's sum and buckets itself, once per batch: it must
+    # give what Counter.inc() and Histogram.observe() per request would have.
+    fresh = CollectorRegistry()
+    counter = Counter("x_requests", "", ["method", "route", "status"], registry=fresh)
+    histogram = Histogram(
+        "x_seconds", "", ["method", "route"], buckets=metrics.LATENCY._upper_bounds, registry=fresh
+    )
+    route = f"/test/batch-{time.monotonic_ns()}"
+    bounds = metrics.LATENCY._upper_bounds[:-1]
+    samples = [("GET", route, 200, seconds) for seconds in (0.0001, *bounds, 0.0049, 99.0)]
+    samples += [("GET", route, 404, 0.003), ("POST", route, 201, 0.02), ("BREW", route, 200, 1.5)]
+
+    def live() -> dict:
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in REGISTRY.collect()
+            if family.name.startswith("dataservice_http_request")
+            for sample in family.samples
+            if sample.labels.get("route") == route and not sample.name.endswith("_created")
+        }
+
+    metrics.record_requests(samples[:5])
+    metrics.record_requests(samples[5:])
+    for method, _, status, seconds in samples:
+        method = method if method != "BREW" else "OTHER"
+        counter.labels(method, route, str(status)).inc()
+        histogram.labels(method, route).observe(seconds)
+    expected = {
+        (
+            sample.name.replace("x_", "dataservice_http_request_duration_")
+            if sample.name.startswith("x_seconds")
+            else "dataservice_http_requests_total",
+            tuple(sorted(sample.labels.items())),
+        ): sample.value
+        for family in fresh.collect()
+        for sample in family.samples
+        if not sample.name.endswith("_created")
+    }
+    assert live() == pytest.approx(expected)  # sums may differ in the last bit
+    assert (
+        expected[
+            (
+                "dataservice_http_requests_total",
+                (("method", "GET"), ("route", route), ("status", "200")),
+            )
+        ]
+        == 16
+    )
 
 
 def test_pool_gauges_follow_the_pool(make_app):
