@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 DATA_VERSION = "X-Data-Version"
 MIN_DATA_VERSION = "X-Min-Data-Version"
+_MIN_DATA_VERSION_KEY = "HTTP_X_MIN_DATA_VERSION"  # its key in the WSGI environ
 _LSN = re.compile(r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}")
 _CHECK_EVERY = 1.0
 
@@ -128,7 +129,7 @@ class Replica:
 def init_app(app: Flask) -> None:
     @app.before_request
     def _min_data_version():
-        version = request.headers.get(MIN_DATA_VERSION)
+        version = request.environ.get(_MIN_DATA_VERSION_KEY)  # the header, without EnvironHeaders
         if version is not None and not _LSN.fullmatch(version):
             raise BadRequest(
                 f"{MIN_DATA_VERSION} must be a data version this service returned (like 0/16B3748)"
