@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from flask import url_for
 
 from .support import BCRYPT_HASH, new_user
 
@@ -22,6 +23,20 @@ def test_create_returns_201_location_and_body(client):
     assert response.headers["Location"] == f"/api/v1/users/{body['id']}"
     assert body["created_at"] == body["updated_at"]
     assert body["created_at"].endswith("+00:00")
+
+
+def test_location_is_the_url_flask_builds_for_the_user_also_under_a_prefix(app, client):
+    for script_name in ("", "/data"):
+        response = client.post(
+            "/api/v1/users",
+            json=new_user(len(script_name)),
+            environ_overrides={"SCRIPT_NAME": script_name},
+        )
+        assert response.status_code == 201
+        with app.test_request_context(environ_overrides={"SCRIPT_NAME": script_name}):
+            built = url_for("users.get_user", user_id=response.get_json()["id"])
+        assert response.headers["Location"] == built
+        assert built.startswith(f"{script_name}/api/v1/users/")
 
 
 def test_create_with_trailing_slash_is_not_redirected(client):

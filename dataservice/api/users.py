@@ -6,7 +6,7 @@ and GETs honour `If-None-Match` (unchanged: 304).
 
 import re
 
-from flask import Response, current_app, g, request, url_for
+from flask import Response, current_app, g, request
 
 from .. import db
 from ..auth import requires
@@ -119,7 +119,9 @@ def create_user(data):
             password_hash=password_hash,
             actor=g.get("client_name"),
         )
-    return user, {"Location": url_for("users.get_user", user_id=user["id"]), **_etag(user)}
+    # The URL url_for("users.get_user") gives, without building it (~3% of a create's work).
+    location = f"{request.script_root}{blp.url_prefix}/{user['id']}"
+    return user, {"Location": location, **_etag(user)}
 
 
 def create_many(conn, bodies: list[dict]) -> list[dict]:
