@@ -46,14 +46,19 @@ test: $(BIN)/.installed
 	$(BIN)/pytest
 
 # The benchmark (see bench/run.py and docs/benchmarks.md): wrk and pgbench against a seeded
-# database, with the production gunicorn.conf.py. It loads the machine for about 12 minutes:
-# run it on a quiet one. bench-smoke is the same harness in about a minute (CI runs it; it times
-# nothing). BENCH_ARGS passes options, e.g. BENCH_ARGS='--scenarios get_by_id --connections 64'.
+# database, with the production gunicorn.conf.py, then instructions per request counted by
+# valgrind. It loads the machine for about 25 minutes: run it on a quiet one. bench-smoke is the
+# same harness in two or three minutes (CI runs it; it times nothing). BENCH_ARGS passes
+# options, e.g. BENCH_ARGS='--scenarios get_by_id --connections 64'.
 bench bench-smoke: $(BIN)/.installed
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		{ apt-get install -y -qq wrk >/dev/null 2>&1 || \
 		  { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; }; } || \
 		{ echo "wrk is needed: sudo apt-get install wrk (Debian, Ubuntu)"; exit 1; }
+	@command -v valgrind >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get install -y -qq valgrind >/dev/null 2>&1 || \
+		  { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }; }; } || \
+		{ echo "valgrind is needed: sudo apt-get install valgrind (Debian, Ubuntu)"; exit 1; }
 	@$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/pip install --quiet -e '.[bench]'
 	@set -e; \
 	if [ -z "$$BENCH_ADMIN_URL" ]; then BENCH_ADMIN_URL=$$(bash .ci/postgres.sh test); export BENCH_ADMIN_URL; fi; \
