@@ -27,7 +27,7 @@ run: $(BIN)/.installed
 		DATABASE_URL=$$(bash .ci/postgres.sh app); export DATABASE_URL; \
 		if ! $(BIN)/dataservice clients list | grep -q '^local-dev\b'; then \
 			$(BIN)/dataservice clients create local-dev \
-				--scopes users:read,users:write,users:credentials,events:read; \
+				--scopes all; \
 			echo "(send it as: Authorization: Bearer <token>; revoke with: dataservice clients revoke local-dev)"; \
 		fi; \
 	fi; \

@@ -26,4 +26,4 @@ def _trust_every_caller():
     context.client_name, context.scopes = "bench", _EVERY_SCOPE
 
 
-_EVERY_SCOPE = frozenset(auth.SCOPES)
+_EVERY_SCOPE = frozenset(auth.scopes(app))

@@ -145,8 +145,9 @@ def make_token(url: str) -> str:
     token = auth.new_token()
     with psycopg.connect(url) as conn:
         conn.execute(
-            "INSERT INTO api_clients (name, token_hash, scopes) VALUES ('bench', %s, %s)",
-            (auth.token_hash(token), list(auth.SCOPES)),
+            "INSERT INTO api_clients (name, token_hash, scopes)"
+            " SELECT 'bench', %s, array_agg(name ORDER BY name) FROM api_scopes",
+            (auth.token_hash(token),),
         )
     return token
 

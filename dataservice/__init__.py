@@ -4,9 +4,9 @@ from pathlib import Path
 
 from flask import Flask
 
-from . import auth, db, errors, logs, metrics, notifier, observe, replica
+from . import api, auth, db, logs, metrics, notifier, observe, replica
 from . import config as config_module
-from .api import batch, docs, events, health, idempotency, users
+from .api import idempotency, problems
 from .api.converters import BigintConverter, bigint_schema
 from .jsonprovider import OrjsonProvider
 from .openapi import ServiceApi
@@ -28,29 +28,6 @@ def migration_ids(directory: Path = MIGRATIONS_DIR) -> set[str]:
     }
 
 
-class ServiceFlask(Flask):
-    """Flask, remembering which views and hooks are plain functions. Flask asks inspect whether
-    each one is a coroutine function every time it calls it (six times for a GET: about 30 of
-    a request's 1,400 function calls); for a given function the answer never changes."""
-
-    _REMEMBERED = 1024  # functions made per call are not worth keeping, nor leaking
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._sync: dict = {}
-
-    def ensure_sync(self, func):
-        try:
-            return self._sync[func]
-        except KeyError:
-            sync = super().ensure_sync(func)
-            if len(self._sync) < self._REMEMBERED:
-                self._sync[func] = sync
-            return sync
-        except TypeError:  # an unhashable callable
-            return super().ensure_sync(func)
-
-
 def close(app: Flask) -> None:
     """Writes the request lines and metrics still pending, then releases what a worker holds:
     the pools' connections and the feed's listener (whichever of them this app has)."""
@@ -62,7 +39,7 @@ def close(app: Flask) -> None:
 def create_app(config: dict | None = None) -> Flask:
     """Build the application. `config` overrides settings read from the environment; the
     database pool is created here but opened only in the process that serves requests."""
-    app = ServiceFlask(__name__, static_folder=None)
+    app = Flask(__name__, static_folder=None)
     app.config.update(config_module.load(config))
     app.config.update(
         MAX_CONTENT_LENGTH=app.config["MAX_BODY_BYTES"],
@@ -76,7 +53,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.json = OrjsonProvider(app)
     logs.configure(app.config["LOG_LEVEL"])
 
-    db.init_app(app)
+    db.init_app(app, on_error=metrics.record_database_error)
     notifier.init_app(app)
     app.extensions["hasher"] = Hasher(app.config)
     app.extensions["migrations"] = migration_ids()
@@ -85,16 +62,14 @@ def create_app(config: dict | None = None) -> Flask:
     replica.init_app(app)
 
     app.url_map.converters["bigint"] = BigintConverter
-    api = ServiceApi(app)
-    api.register_converter(BigintConverter, bigint_schema)
-
-    api.register_blueprint(health.blp)
-    api.register_blueprint(users.blp)
-    api.register_blueprint(events.blp)
-    api.register_blueprint(batch.blp)
-    api.register_blueprint(metrics.blp)
-    app.register_blueprint(docs.blp)  # /docs: for people, not in the OpenAPI document
-    errors.init_app(app)  # after Api(): replaces flask-smorest's error handlers with ours
+    spec = ServiceApi(app)
+    spec.register_converter(BigintConverter, bigint_schema)
+    for blueprint in api.blueprints():  # every module of api/ that defines `blp`
+        if isinstance(blueprint, api.parsing.Blueprint):
+            spec.register_blueprint(blueprint)
+        else:  # a plain Flask blueprint (/docs): for people, not in the OpenAPI document
+            app.register_blueprint(blueprint)
+    problems.init_app(app)  # after Api(): replaces flask-smorest's error handlers with ours
     idempotency.init_app(app)
 
     return app

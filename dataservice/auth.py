@@ -1,7 +1,10 @@
 """Who is calling: bearer tokens of API clients, and the scopes each endpoint requires.
 
 Every endpoint under /api/v1 declares its scopes with `@requires(...)`; one that declares none
-is refused to everybody (fail closed). A token is 256 random bits; the database keeps only its
+is refused to everybody (fail closed). The scopes the endpoints declare are the service's scopes
+(`scopes(app)`): the CLI, the development client and the tests take them from there, and the
+database keeps the same list in api_scopes (filled by each resource's migration; a test holds
+the two equal). A token is 256 random bits; the database keeps only its
 SHA-256. Each worker process caches a token's client for AUTH_CACHE_SECONDS, so a revoked
 token stops working within that bound without a database round trip on every request.
 """
@@ -20,7 +23,7 @@ from . import db
 from .errors import ServiceError
 from .store import clients as store
 
-SCOPES = ("users:read", "users:write", "users:credentials", "events:read")
+_SCOPE = re.compile(r"[a-z_]+:[a-z_]+")  # <resource>:<access>, as api_scopes checks it
 TOKEN_PREFIX = "dsk_"  # noqa: S105 (a marker for secret scanners, not a secret)
 _TOKEN = re.compile(TOKEN_PREFIX + r"[A-Za-z0-9_-]{43}")
 SECURITY_SCHEME = "bearerAuth"
@@ -55,9 +58,9 @@ def token_hash(token: str) -> bytes:
 def requires(*scopes: str):
     """Declares the scopes a view needs (none: any valid token). Place it right under
     @blp.route; it also marks the operation as secured in the OpenAPI document."""
-    unknown = set(scopes) - set(SCOPES)
-    if unknown:
-        raise ValueError(f"unknown scopes {unknown}")
+    malformed = [scope for scope in scopes if not _SCOPE.fullmatch(scope)]
+    if malformed:
+        raise ValueError(f"scopes are <resource>:<access>, not {malformed}")
 
     def decorator(view):
         documented = SmorestBlueprint.doc(security=[{SECURITY_SCHEME: list(scopes)}])(view)
@@ -123,6 +126,12 @@ def authenticate(environ: dict, cache: TokenCache, required_scopes) -> None:
     missing = [scope for scope in required_scopes if scope not in scopes]
     if missing:
         raise Forbidden(missing)
+
+
+def scopes(app: Flask) -> list[str]:
+    """Every scope the app's endpoints declare, sorted."""
+    declared = (getattr(view, "required_scopes", ()) for view in app.view_functions.values())
+    return sorted({scope for view_scopes in declared for scope in view_scopes})
 
 
 def has_scope(scope: str) -> bool:

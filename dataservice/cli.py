@@ -68,24 +68,30 @@ def clients():
     """Manage API clients and their bearer tokens."""
 
 
-def _scopes(ctx, param, value: str) -> list[str]:
-    scopes = [s.strip() for s in value.split(",") if s.strip()]
-    unknown = set(scopes) - set(auth.SCOPES)
-    if unknown or not scopes:
-        raise click.BadParameter(f"choose from {', '.join(auth.SCOPES)}")
+def _known_scopes(given: str) -> list[str]:
+    """The scopes named (comma-separated, or `all`), each one an endpoint declares."""
+    known = auth.scopes(current_app)
+    if given.strip() == "all":
+        return known
+    scopes = [s.strip() for s in given.split(",") if s.strip()]
+    if not scopes or set(scopes) - set(known):
+        raise click.BadParameter(f"choose from {', '.join(known)}, or all", param_hint="--scopes")
     return scopes
 
 
 @clients.command("create")
 @click.argument("name")
 @click.option(
-    "--scopes", required=True, callback=_scopes, help="Comma-separated: " + ", ".join(auth.SCOPES)
+    "--scopes",
+    required=True,
+    help="Comma-separated scopes, or `all` (`dataservice scopes` lists them).",
 )
 @with_appcontext
 def create_client(name, scopes):
     """Create a client; its token is printed once, alone on the last line."""
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", name):
         raise click.BadParameter("1 to 100 of A-Z a-z 0-9 . _ -", param_hint="NAME")
+    scopes = _known_scopes(scopes)
     token = auth.new_token()
     try:
         with db.transaction() as conn:
@@ -95,6 +101,14 @@ def create_client(name, scopes):
     click.echo(f"created client {name} with scopes {','.join(scopes)}")
     click.echo("its token follows; it is shown only now:")
     click.echo(token)
+
+
+@main.command("scopes")
+@with_appcontext
+def list_scopes():
+    """List the scopes the endpoints require (what `clients create --scopes` takes)."""
+    for scope in auth.scopes(current_app):
+        click.echo(scope)
 
 
 @clients.command("list")

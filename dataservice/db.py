@@ -3,15 +3,17 @@
 Pool connections run in autocommit mode: a single-statement read costs one round trip and no
 BEGIN/COMMIT. Anything that writes goes through `transaction()`, which wraps the block in one
 explicit transaction committed before the response is built. Any operational failure (server
-gone, pool exhausted, statement timeout) leaves here as `Unavailable`, that is a 503.
+gone, pool exhausted, statement timeout) leaves here as `Unavailable`, that is a 503; an
+integrity error (a constraint or trigger, in a statement or at commit) leaves as the domain
+error integrity.py gives it, never as a 500.
 """
 
 import logging
 import select
 import threading
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from time import monotonic
 
 import orjson
@@ -22,7 +24,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 
-from . import metrics
+from . import integrity
 from .errors import Unavailable
 
 # json/jsonb columns (event data, stored idempotent responses) go through orjson, as HTTP bodies
@@ -88,11 +90,6 @@ def error_kind(exc: psycopg.OperationalError) -> str:
     return "other"
 
 
-def _unavailable(exc: psycopg.OperationalError) -> Unavailable:
-    metrics.record_database_error(error_kind(exc))
-    return Unavailable()
-
-
 class Gate:
     """A first-come, first-served semaphore: a released permit goes to the longest waiter.
     (gevent's Semaphore lets a newcomer take it first, which starved some waiters: p99 x4.)"""
@@ -148,7 +145,11 @@ class Database:
         url: str | None = None,
         name: str = "dataservice",
         timeout: float | None = None,
+        on_error: Callable[[str], None] = lambda kind: None,
     ):
+        """`on_error(kind)` hears of every failure that becomes a 503 (the factory wires it to
+        the metrics; see error_kind)."""
+        self.on_error = on_error
         options = (
             "-c TimeZone=UTC"
             f" -c statement_timeout={config['DATABASE_STATEMENT_TIMEOUT_MS']}"
@@ -221,9 +222,15 @@ class Database:
             yield
         except psycopg.OperationalError as exc:
             log.warning("database operation failed: %s: %s", type(exc).__name__, exc)
-            raise _unavailable(exc) from exc
+            raise self._unavailable(exc) from exc
+        except psycopg.IntegrityError as exc:
+            raise integrity.translate(exc) from None
         finally:
             self.giveback(conn)
+
+    def _unavailable(self, exc: psycopg.OperationalError) -> Unavailable:
+        self.on_error(error_kind(exc))
+        return Unavailable()
 
     def giveback(self, conn: psycopg.Connection) -> None:
         """Returns a connection from `checkout()` (a broken one is replaced by the pool)."""
@@ -261,7 +268,7 @@ class Database:
                 raise
         except psycopg.OperationalError as exc:  # PoolTimeout, TooManyRequests
             log.warning("no database connection available: %s", exc)
-            raise _unavailable(exc) from exc
+            raise self._unavailable(exc) from exc
 
     def _usable_connection(self, pool: ConnectionPool, deadline: float) -> psycopg.Connection:
         # Skips connections the server has closed without the pool's own check loop, which
@@ -274,8 +281,8 @@ class Database:
             pool.putconn(conn)
 
 
-def init_app(app: Flask) -> None:
-    app.extensions["db"] = Database(app.config)
+def init_app(app: Flask, on_error: Callable[[str], None]) -> None:
+    app.extensions["db"] = Database(app.config, on_error=on_error)
 
 
 def get() -> Database:
@@ -304,7 +311,7 @@ def connection():
     fresh enough (see replica.py); else the primary, in autocommit."""
     shared = g.get("request_conn")
     if shared is not None:
-        return nullcontext(shared)
+        return _shared(shared)
     replica = current_app.extensions.get("replica")
     if replica is not None and request.method in ("GET", "HEAD"):
         return replica.read_connection(get())
@@ -314,4 +321,14 @@ def connection():
 def transaction():
     """A transaction for writes: the request's when one is open, else a new one."""
     shared = g.get("request_conn")
-    return nullcontext(shared) if shared is not None else get().transaction()
+    return _shared(shared) if shared is not None else get().transaction()
+
+
+@contextmanager
+def _shared(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """The request's connection, lent to one part of the request: its integrity errors become
+    domain errors there (an operational failure waits for the request's transaction to end)."""
+    try:
+        yield conn
+    except psycopg.IntegrityError as exc:
+        raise integrity.translate(exc) from None

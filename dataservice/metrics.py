@@ -10,9 +10,7 @@ the path, and a request that matched no rule is counted under the route "unmatch
 """
 
 import os
-from bisect import bisect_left
 
-from flask import Response, current_app
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -23,9 +21,6 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
-
-from .api.parsing import Blueprint
-from .openapi import touches_no_database
 
 UNMATCHED = "unmatched"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -79,34 +74,22 @@ def _label_method(method: str) -> str:
 
 
 def record_requests(samples) -> None:
-    """Counts a batch of answered requests, (method, route, status, seconds) each: one update
-    per counter and histogram bucket the batch touched, where observing each request made
-    three (in multiprocess mode every update takes a lock and writes a memory-mapped file).
-    The histogram's sum and buckets are updated as Histogram.observe() does it, through its
-    `_sum` and `_buckets` (prometheus-client is pinned; a test holds the two ways equal)."""
+    """Counts a batch of answered requests, (method, route, status, seconds) each. A batch
+    touches each request counter once (in multiprocess mode every update takes a lock and writes
+    a memory-mapped file); each latency is observed as it is."""
     counts: dict[tuple[str, str, int], int] = {}
-    latencies: dict[tuple[str, str], list[float]] = {}
     for method, route, status, seconds in samples:
         key = (method, route or UNMATCHED, status)
         counts[key] = counts.get(key, 0) + 1
-        latencies.setdefault(key[:2], []).append(seconds)
+        histogram = _histograms.get(key[:2])
+        if histogram is None:
+            histogram = _histograms[key[:2]] = LATENCY.labels(_label_method(method), key[1])
+        histogram.observe(seconds)
     for key, count in counts.items():
         counter = _counters.get(key)
         if counter is None:
             counter = _counters[key] = REQUESTS.labels(_label_method(key[0]), key[1], str(key[2]))
         counter.inc(count)
-    for key, values in latencies.items():
-        histogram = _histograms.get(key)
-        if histogram is None:
-            histogram = _histograms[key] = LATENCY.labels(_label_method(key[0]), key[1])
-        bounds = histogram._upper_bounds  # ascending, +Inf last
-        per_bucket = [0] * len(bounds)
-        for seconds in values:
-            per_bucket[bisect_left(bounds, seconds)] += 1  # the first bound >= seconds
-        histogram._sum.inc(sum(values))
-        for bucket, count in zip(histogram._buckets, per_bucket, strict=True):
-            if count:
-                bucket.inc(count)
 
 
 def record_database_error(kind: str) -> None:
@@ -156,25 +139,7 @@ def _registry():
     return registry
 
 
-blp = Blueprint("metrics", __name__, description="Prometheus metrics.")
-
-
-@blp.route("/metrics", methods=["GET"])
-@touches_no_database
-@blp.doc(
-    responses={
-        "200": {
-            "description": "Prometheus text exposition format, summed over the worker processes.",
-            "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
-        }
-    }
-)
-def metrics():
-    """Metrics for Prometheus to scrape."""
-    # The one place /metrics is served: guard it here when it must not be public.
-    current_app.extensions["journal"].flush()  # other workers': within LOG_FLUSH_SECONDS
-    record_pool(current_app.extensions["db"])
-    registry = current_app.extensions.get("metrics_registry")
-    if registry is None:
-        registry = current_app.extensions["metrics_registry"] = _registry()
-    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+def exposition() -> tuple[bytes, str]:
+    """Every metric in Prometheus's text format, with its content type: the sum over gunicorn's
+    workers in multiprocess mode."""
+    return generate_latest(_registry()), CONTENT_TYPE_LATEST

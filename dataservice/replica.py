@@ -54,6 +54,7 @@ class Replica:
             url=config["DATABASE_REPLICA_URL"],
             name="dataservice-replica",
             timeout=min(0.5, config["DATABASE_POOL_TIMEOUT"]),
+            on_error=primary.on_error,
         )
         self.primary = primary
         self.max_lag = config["DATABASE_REPLICA_MAX_LAG_SECONDS"]

@@ -75,9 +75,9 @@ UPDATE users
    SET email = coalesce(:email, email),
        username = coalesce(:username, username),
        version = version + 1,
-       updated_at = now()
+       updated_at = greatest(now(), updated_at)
  WHERE id = :user_id
-   AND (:versions::integer[] IS NULL OR version = ANY (:versions::integer[]))
+   AND version_matches(version, :versions::integer[])
 RETURNING id, email, username, version, created_at, updated_at;
 
 -- name: update_password_hash(user_id, password_hash, versions)^
@@ -85,9 +85,9 @@ RETURNING id, email, username, version, created_at, updated_at;
 UPDATE users
    SET password_hash = :password_hash,
        version = version + 1,
-       updated_at = now()
+       updated_at = greatest(now(), updated_at)
  WHERE id = :user_id
-   AND (:versions::integer[] IS NULL OR version = ANY (:versions::integer[]))
+   AND version_matches(version, :versions::integer[])
 RETURNING id, email, username, version, created_at, updated_at;
 
 -- name: rehash_password(user_id, old_hash, new_hash)!
@@ -98,75 +98,60 @@ UPDATE users
  WHERE id = :user_id
    AND password_hash = :old_hash;
 
--- name: delete_user(user_id, versions)^
--- Deletes one user if the version matches, as update_user does; returns the user as it was.
-DELETE FROM users
- WHERE id = :user_id
-   AND (:versions::integer[] IS NULL OR version = ANY (:versions::integer[]))
-RETURNING id, email, username, version, created_at, updated_at;
-
--- The four list queries below differ only in their keyset and order. Each filter is off when
--- its parameter is NULL. They run unprepared (see store/users.py), so PostgreSQL plans each call
--- with its real values and drops the disabled filters before choosing an index.
-
--- name: list_users_by_id(after_id, email, username, username_like, created_after, created_before, limit)
--- A page in ascending id order, after the cursor's id (NULL: from the start).
+-- name: lock_user(user_id)^
+-- One user, locked until the transaction ends: their delete reads the memberships it removes
+-- knowing no new one can be added meanwhile (a new membership's foreign key waits for it).
 SELECT id, email, username, version, created_at, updated_at
   FROM users
- WHERE (:after_id::bigint IS NULL OR id > :after_id)
-   AND (:email::text IS NULL OR lower(email) = lower(:email))
-   AND (:username::text IS NULL OR lower(username) = lower(:username))
-   AND (:username_like::text IS NULL OR lower(username) LIKE :username_like)
-   AND (:created_after::timestamptz IS NULL OR created_at > :created_after)
-   AND (:created_before::timestamptz IS NULL OR created_at < :created_before)
+ WHERE id = :user_id
+   FOR UPDATE;
+
+-- name: delete_user(user_id)!
+-- Deletes one user (locked by lock_user); their memberships go with them (ON DELETE CASCADE),
+-- unless that leaves an organization without an owner (migration 0015 refuses).
+DELETE FROM users
+ WHERE id = :user_id;
+
+-- The four list queries below differ only in their keyset and order; users_matching (migration
+-- 0013) holds the filters, each off when its parameter is NULL. They run unprepared (see
+-- store/pages.py), so PostgreSQL plans each call with its real values and drops the filters
+-- that are off before choosing an index.
+
+-- name: list_users_by_id(after_id, email, username, username_prefix, created_after, created_before, limit)
+-- A page in ascending id order, after the cursor's id (NULL: from the start).
+SELECT id, email, username, version, created_at, updated_at
+  FROM users_matching(:email, :username, :username_prefix, :created_after, :created_before)
+ WHERE :after_id::bigint IS NULL OR id > :after_id
  ORDER BY id
  LIMIT :limit;
 
--- name: list_users_by_id_desc(after_id, email, username, username_like, created_after, created_before, limit)
+-- name: list_users_by_id_desc(after_id, email, username, username_prefix, created_after, created_before, limit)
 -- A page in descending id order, after the cursor's id (NULL: from the newest).
 SELECT id, email, username, version, created_at, updated_at
-  FROM users
- WHERE (:after_id::bigint IS NULL OR id < :after_id)
-   AND (:email::text IS NULL OR lower(email) = lower(:email))
-   AND (:username::text IS NULL OR lower(username) = lower(:username))
-   AND (:username_like::text IS NULL OR lower(username) LIKE :username_like)
-   AND (:created_after::timestamptz IS NULL OR created_at > :created_after)
-   AND (:created_before::timestamptz IS NULL OR created_at < :created_before)
+  FROM users_matching(:email, :username, :username_prefix, :created_after, :created_before)
+ WHERE :after_id::bigint IS NULL OR id < :after_id
  ORDER BY id DESC
  LIMIT :limit;
 
--- name: list_users_by_created_at(after_created_at, after_id, email, username, username_like, created_after, created_before, limit)
+-- name: list_users_by_created_at(after_created_at, after_id, email, username, username_prefix, created_after, created_before, limit)
 -- A page in ascending (created_at, id) order, after the cursor's pair (served by users_created_at_id_idx).
 SELECT id, email, username, version, created_at, updated_at
-  FROM users
- WHERE (:after_id::bigint IS NULL OR (created_at, id) > (:after_created_at::timestamptz, :after_id::bigint))
-   AND (:email::text IS NULL OR lower(email) = lower(:email))
-   AND (:username::text IS NULL OR lower(username) = lower(:username))
-   AND (:username_like::text IS NULL OR lower(username) LIKE :username_like)
-   AND (:created_after::timestamptz IS NULL OR created_at > :created_after)
-   AND (:created_before::timestamptz IS NULL OR created_at < :created_before)
+  FROM users_matching(:email, :username, :username_prefix, :created_after, :created_before)
+ WHERE :after_id::bigint IS NULL
+    OR (created_at, id) > (:after_created_at::timestamptz, :after_id::bigint)
  ORDER BY created_at, id
  LIMIT :limit;
 
--- name: list_users_by_created_at_desc(after_created_at, after_id, email, username, username_like, created_after, created_before, limit)
+-- name: list_users_by_created_at_desc(after_created_at, after_id, email, username, username_prefix, created_after, created_before, limit)
 -- A page in descending (created_at, id) order, after the cursor's pair (same index, read backwards).
 SELECT id, email, username, version, created_at, updated_at
-  FROM users
- WHERE (:after_id::bigint IS NULL OR (created_at, id) < (:after_created_at::timestamptz, :after_id::bigint))
-   AND (:email::text IS NULL OR lower(email) = lower(:email))
-   AND (:username::text IS NULL OR lower(username) = lower(:username))
-   AND (:username_like::text IS NULL OR lower(username) LIKE :username_like)
-   AND (:created_after::timestamptz IS NULL OR created_at > :created_after)
-   AND (:created_before::timestamptz IS NULL OR created_at < :created_before)
+  FROM users_matching(:email, :username, :username_prefix, :created_after, :created_before)
+ WHERE :after_id::bigint IS NULL
+    OR (created_at, id) < (:after_created_at::timestamptz, :after_id::bigint)
  ORDER BY created_at DESC, id DESC
  LIMIT :limit;
 
--- name: count_users(email, username, username_like, created_after, created_before)$
+-- name: count_users(email, username, username_prefix, created_after, created_before)$
 -- How many users the filters match (only for count=exact: it reads every matching row).
 SELECT count(*)
-  FROM users
- WHERE (:email::text IS NULL OR lower(email) = lower(:email))
-   AND (:username::text IS NULL OR lower(username) = lower(:username))
-   AND (:username_like::text IS NULL OR lower(username) LIKE :username_like)
-   AND (:created_after::timestamptz IS NULL OR created_at > :created_after)
-   AND (:created_before::timestamptz IS NULL OR created_at < :created_before);
+  FROM users_matching(:email, :username, :username_prefix, :created_after, :created_before);

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dataservice.schemas.batch import BatchRequest, Operation, is_plain_create
+from dataservice.schemas.batch import BatchRequest, Operation, loads_unchanged
 
 from .support import new_user
 
@@ -139,7 +139,7 @@ def test_plain_creates_load_as_the_operation_schema_loads_them(body):
     # Operation returns such an item unchanged, which this holds.
     operations = [{"method": "POST", "path": "/api/v1/users", "body": body}] * 2
     loaded = BatchRequest().load({"operations": operations})["operations"]
-    assert all(is_plain_create(operation) for operation in operations)
+    assert all(loads_unchanged(operation) for operation in operations)
     assert loaded == Operation(many=True).load(operations) == operations
     assert loaded[0] is not operations[0]  # copies, as a load makes
 
@@ -156,3 +156,110 @@ def test_batch_with_an_idempotency_key_is_replayed(client, db):
 def test_operation_on_an_unknown_path_is_404_with_index(client):
     response = batch(client, [{"method": "POST", "path": "/api/v1/nothing", "body": {}}])
     assert response.status_code == 404 and response.get_json()["index"] == 0
+
+
+def test_references_create_a_user_an_organization_they_own_and_two_more_members(client, db):
+    response = batch(
+        client,
+        [
+            create_op(1),
+            {
+                "method": "POST",
+                "path": "/api/v1/organizations",
+                "body": {"slug": "made-in-one", "name": "One", "owner_id": {"$ref": "/0/body/id"}},
+            },
+            create_op(2),
+            create_op(3),
+            {
+                "method": "PUT",
+                "path": "/api/v1/organizations/${/1/body/id}/members/${/2/body/id}",
+                "body": {"role": "admin"},
+            },
+            {
+                "method": "PUT",
+                "path": "/api/v1/organizations/${/1/body/id}/members/${/3/body/id}",
+                "body": {"role": {"$ref": "/4/body/role"}},
+            },
+        ],
+    )
+    assert response.status_code == 200, response.get_json()
+    results = response.get_json()["results"]
+    assert [r["status"] for r in results] == [201, 201, 201, 201, 201, 201]
+    users = [results[n]["body"]["id"] for n in (0, 2, 3)]
+    organization_id = results[1]["body"]["id"]
+    members = db.execute(
+        "SELECT user_id, role FROM memberships WHERE organization_id = %s ORDER BY user_id",
+        (organization_id,),
+    ).fetchall()
+    assert members == [(users[0], "owner"), (users[1], "admin"), (users[2], "admin")]
+
+
+@pytest.mark.parametrize(
+    "operation, detail",
+    [
+        ({"method": "DELETE", "path": "/api/v1/users/${/3/body/id}"}, "runs after it"),
+        ({"method": "DELETE", "path": "/api/v1/users/${/2/body/id}"}, "runs after it"),  # itself
+        ({"method": "DELETE", "path": "/api/v1/users/${/0/body/nothing}"}, "no 'nothing'"),
+        ({"method": "DELETE", "path": "/api/v1/users/${/0/body}"}, "not for a path"),
+        ({"method": "DELETE", "path": "/api/v1/users/${0/body/id}"}, "not a pointer"),
+        ({"method": "DELETE", "path": "/api/v1/users/${/x/body/id}"}, "not a pointer"),
+        ({"method": "DELETE", "path": "/api/v1/users/${/01/body/id}"}, "not a pointer"),
+        ({"method": "DELETE", "path": "/api/v1/${/0/body/username}"}, "not one a batch"),
+        (
+            {"method": "POST", "path": "/api/v1/organizations", "body": {"$ref": "/5"}},
+            "runs after it",
+        ),
+        (
+            {
+                "method": "PATCH",
+                "path": "/api/v1/users/1",
+                "body": {"username": {"$ref": "/0/status/x"}},
+            },
+            "no 'x'",
+        ),
+    ],
+)
+def test_a_bad_reference_is_422_with_its_index_and_nothing_commits(client, db, operation, detail):
+    operations = [create_op(1, username="batch"), create_op(2), operation, create_op(3)]
+    response = batch(client, operations)
+    assert response.status_code == 422, response.get_json()
+    problem = response.get_json()
+    assert problem["type"] == "urn:dataservice:problem:invalid-reference"
+    assert problem["index"] == 2 and detail in problem["detail"]
+    assert count(db, "users") == 0 and count(db, "events") == 0
+
+
+def test_references_reach_into_lists_and_escaped_members(client, db):
+    response = batch(
+        client,
+        [
+            create_op(1),
+            {
+                "method": "PATCH",
+                "path": "/api/v1/users/${/0/body/id}",
+                "body": {"username": "renamed"},
+            },
+            {"method": "DELETE", "path": "/api/v1/users/${/1/body/id}"},
+        ],
+    )
+    assert response.status_code == 200, response.get_json()
+    assert [r["status"] for r in response.get_json()["results"]] == [201, 200, 204]
+    assert count(db, "users") == 0
+
+
+def test_text_that_only_looks_like_a_reference_is_left_alone(client, db):
+    # Only an object whose one member is "$ref" is a reference; "${" outside a path is text.
+    body = new_user(1, username="dollar")
+    response = batch(
+        client,
+        [
+            {"method": "POST", "path": "/api/v1/users", "body": body},
+            {
+                "method": "POST",
+                "path": "/api/v1/organizations",
+                "body": {"slug": "costs", "name": "${/0/body/id} and more", "owner_id": 1},
+            },
+        ],
+    )
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["results"][1]["body"]["name"] == "${/0/body/id} and more"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from dataservice import ServiceFlask, config
+from dataservice import config
 
 BASE = {"DATABASE_URL": "postgresql://u@localhost/db"}
 
@@ -61,30 +61,3 @@ def test_every_setting_is_in_the_readme_and_operations_tables():
         tables[doc] = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", text, re.MULTILINE))
         assert {s.name for s in config.SETTINGS} | gunicorn_settings <= tables[doc], doc
     assert tables["README.md"] == tables["docs/operations.md"]
-
-
-def test_the_app_remembers_plain_functions_and_leaves_coroutines_to_flask():
-    app = ServiceFlask(__name__)
-
-    def view():
-        return "plain"
-
-    async def coroutine_view():
-        return "awaited"
-
-    assert app.ensure_sync(view) is view
-    assert app._sync == {view: view}  # asked once, remembered
-    with pytest.raises(RuntimeError, match="async"):  # still Flask's answer (no asgiref here)
-        app.ensure_sync(coroutine_view)
-    assert coroutine_view not in app._sync
-
-    class Unhashable:
-        __hash__ = None
-
-        def __call__(self):
-            return "called"
-
-    assert app.ensure_sync(Unhashable())() == "called"
-    for _ in range(ServiceFlask._REMEMBERED + 10):
-        app.ensure_sync(lambda: None)  # made per call: the memory stays bounded
-    assert len(app._sync) == ServiceFlask._REMEMBERED

@@ -18,8 +18,11 @@ def named_queries() -> dict[str, list[str]]:
 def test_every_named_query_is_used_by_its_store_module():
     for resource, names in named_queries().items():
         store = (ROOT / "dataservice" / "store" / f"{resource}.py").read_text()
+        # `queries.users.get_user_by_id`, or `q.get_user_by_id` after `q = queries.users`
+        aliases = re.findall(rf"^(\w+) = queries\.{resource}$", store, re.MULTILINE)
+        prefixes = "|".join([rf"queries\.{resource}", *aliases])
         for name in names:
-            used = re.search(rf"queries\.{resource}\.{name}\b", store)
+            used = re.search(rf"(?:{prefixes})\.{name}\b", store)
             assert used, f"{resource}.{name} is never used"
 
 

@@ -21,7 +21,7 @@ NOW = datetime.now(UTC)
 NO_FILTERS = {
     "email": None,
     "username": None,
-    "username_like": None,
+    "username_prefix": None,
     "created_after": None,
     "created_before": None,
 }
@@ -51,7 +51,7 @@ SAMPLES = {
         {**NO_FILTERS, "after_id": 90_000, "limit": 51},
         {**NO_FILTERS, "after_id": 10, "email": "ada.adams.0@example.com", "limit": 51},
         {**NO_FILTERS, "after_id": None, "username": "ada_adams0", "limit": 51},
-        {**NO_FILTERS, "after_id": None, "username_like": "zoe\\_silva9%", "limit": 51},
+        {**NO_FILTERS, "after_id": None, "username_prefix": "zoe_silva9", "limit": 51},
         {**NO_FILTERS, "after_id": None, "created_after": NOW - timedelta(days=2), "limit": 51},
     ],
     "users.list_users_by_id_desc": [
@@ -84,7 +84,7 @@ SAMPLES = {
             "limit": 51,
         },
     ],
-    "users.count_users": [NO_FILTERS, {**NO_FILTERS, "username_like": "zoe\\_silva9%"}],
+    "users.count_users": [NO_FILTERS, {**NO_FILTERS, "username_prefix": "zoe_silva9"}],
     "events.append_event": [
         {"type": "user.created", "entity": "user", "entity_id": 1, "actor": None, "data": "{}"}
     ],

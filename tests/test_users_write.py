@@ -207,3 +207,26 @@ def test_invalid_password_change_is_422(client, db, user, body):
     response = client.put(f"/api/v1/users/{user['id']}/password", json=body)
     assert response.status_code == 422
     assert version_of(db, user["id"]) == 1
+
+
+def test_a_change_made_in_a_transaction_older_than_the_row_keeps_its_times_in_order(
+    database_url, db
+):
+    # now() is when a transaction began: a batch that changes a user created after it began
+    # must not give it an updated_at before its created_at (users_timestamps_check).
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from dataservice.queries import queries
+
+    with psycopg.connect(database_url, row_factory=dict_row) as older:
+        older.execute("SELECT now()")  # its transaction (and now()) starts here
+        db.execute(
+            "INSERT INTO users (email, username, password_hash) VALUES ('late@x.io', 'late', %s)",
+            (BCRYPT_HASH,),
+        )
+        [user_id] = db.execute("SELECT id FROM users WHERE username = 'late'").fetchone()
+        changed = queries.users.update_user(
+            older, user_id=user_id, email=None, username="later", versions=None
+        )
+        assert changed["updated_at"] >= changed["created_at"]

@@ -2,7 +2,7 @@
 
 from werkzeug.routing import BaseConverter, ValidationError
 
-BIGINT_MAX = 2**63 - 1
+from ..schemas.fields import BIGINT_MAX
 
 
 class BigintConverter(BaseConverter):

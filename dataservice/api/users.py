@@ -6,7 +6,7 @@ and GETs honour `If-None-Match` (unchanged: 304).
 
 import re
 
-from flask import Response, current_app, g, request
+from flask import current_app, g
 
 from .. import db
 from ..auth import requires
@@ -21,11 +21,14 @@ from ..schemas.users import (
     UserPage,
     UserPatch,
 )
-from ..store import events
+from ..store import memberships
 from ..store import users as store
-from . import cursors
+from .batch import bulk
 from .idempotency import idempotent
+from .memberships import MEMBERSHIPS
+from .pages import page
 from .parsing import Blueprint
+from .resource import CREATED_HEADERS, ETAG_HEADER, Resource, etag, if_match
 
 blp = Blueprint(
     "users",
@@ -34,54 +37,8 @@ blp = Blueprint(
     description="Users. Email and username are unique case-insensitively.",
 )
 
+USERS = Resource(UserOut(), endpoint="users.get_user", events=store.EVENTS)
 _USERNAME = re.compile(USERNAME_PATTERN)
-_USER_OUT = UserOut()
-_FILTERS = ("email", "username", "username_prefix", "created_after", "created_before")
-ETAG_HEADER = {
-    "ETag": {
-        "description": "The user's version, for If-Match and If-None-Match.",
-        "schema": {"type": "string"},
-    }
-}
-
-
-# Conditional requests ---------------------------------------------------------------------------
-
-
-def _etag(user: dict) -> dict:
-    return {"ETag": f'"{user["version"]}"'}
-
-
-def _if_match_versions() -> list[int] | None:
-    """The versions If-Match accepts: None without the header (or with *), else the numbers in
-    its strong ETags; an empty list (nothing can match) when none is one of ours."""
-    if_match = request.if_match
-    if not if_match or if_match.star_tag:
-        return None
-    return [
-        int(tag)
-        for tag in if_match.as_set()
-        if tag and tag.isascii() and tag.isdigit() and len(tag) < 10
-    ]
-
-
-def _read(user: dict):
-    """A GET answer: 304 when If-None-Match already names this version."""
-    if request.if_none_match.contains_weak(str(user["version"])):
-        return Response(status=304, headers=_etag(user))
-    return user, _etag(user)
-
-
-def _record(conn, event_type: str, user: dict) -> None:
-    """The outbox event of a change, in the change's transaction."""
-    events.append(
-        conn,
-        type=event_type,
-        entity="user",
-        entity_id=user["id"],
-        actor=g.get("client_name"),
-        data=_USER_OUT.dump(user),
-    )
 
 
 def _password_hash(data: dict) -> str:
@@ -91,21 +48,23 @@ def _password_hash(data: dict) -> str:
     return current_app.extensions["hasher"].hash(data["password"])
 
 
-# Endpoints --------------------------------------------------------------------------------------
+def create_many(conn, bodies: list[dict]) -> list[dict]:
+    """A batch's run of creates, from validated UserCreate bodies: one statement writes the users
+    and their events. Returns each user as UserOut shows it (built in SQL, as its event's data;
+    tests/test_events.py holds api_user and UserOut together)."""
+    users = [
+        {"email": b["email"], "username": b["username"], "password_hash": _password_hash(b)}
+        for b in bodies
+    ]
+    return store.create_users(conn, users, actor=g.get("client_name"))
 
 
 @blp.route("", methods=["POST"], strict_slashes=False)
 @requires("users:write")
+@bulk(UserCreate, create_many)
 @idempotent
 @blp.arguments(UserCreate())
-@blp.response(
-    201,
-    UserOut,
-    headers={
-        "Location": {"description": "The new user's URL.", "schema": {"type": "string"}},
-        **ETAG_HEADER,
-    },
-)
+@blp.response(201, UserOut, headers=CREATED_HEADERS)
 @blp.alt_response(409, description="The email or the username is taken.")
 def create_user(data):
     """Create a user."""
@@ -119,28 +78,7 @@ def create_user(data):
             password_hash=password_hash,
             actor=g.get("client_name"),
         )
-    # The URL url_for("users.get_user") gives, without building it (~3% of a create's work).
-    location = f"{request.script_root}{blp.url_prefix}/{user['id']}"
-    return user, {"Location": location, **_etag(user)}
-
-
-def create_many(conn, bodies: list[dict]) -> list[dict]:
-    """Creates users from validated UserCreate bodies in one statement, with their events: a
-    batch's run of creates. Returns each user as UserOut shows it (built in SQL, as its
-    event's data; tests/test_events.py holds api_user and UserOut together). Raises Conflict
-    for the lot when any of them clashes."""
-    return store.create_users(
-        conn,
-        [
-            {
-                "email": body["email"],
-                "username": body["username"],
-                "password_hash": _password_hash(body),
-            }
-            for body in bodies
-        ],
-        actor=g.get("client_name"),
-    )
+    return USERS.created(user, user_id=user["id"])
 
 
 @blp.route("", methods=["GET"], strict_slashes=False)
@@ -150,25 +88,7 @@ def create_many(conn, bodies: list[dict]) -> list[dict]:
 @blp.alt_response(400, description="The cursor was altered or belongs to another query.")
 def list_users(args):
     """List users a page at a time (keyset pagination: pass `next_cursor` back as `cursor`)."""
-    sort = args["sort"]
-    filters = {name: args.get(name) for name in _FILTERS}
-    query_fingerprint = cursors.fingerprint({"sort": sort, **filters})
-    after = cursors.decode(args["cursor"], query_fingerprint) if "cursor" in args else None
-    prefix = filters.pop("username_prefix")
-    # LIKE treats _ as a wildcard; usernames may contain it, so it is escaped.
-    filters["username_like"] = prefix.lower().replace("_", "\\_") + "%" if prefix else None
-    with db.connection() as conn:
-        rows = store.list_users(
-            conn, sort=sort, after=after, filters=filters, limit=args["limit"] + 1
-        )
-        total = store.count_users(conn, filters) if args.get("count") == "exact" else None
-    page, more = rows[: args["limit"]], len(rows) > args["limit"]
-    result = {"items": page, "next_cursor": None}
-    if more:
-        result["next_cursor"] = cursors.encode(store.position(sort, page[-1]), query_fingerprint)
-    if total is not None:
-        result["total"] = total
-    return result
+    return page(store.LISTING, args)
 
 
 @blp.route("/<bigint:user_id>", methods=["GET"])
@@ -179,7 +99,7 @@ def list_users(args):
 def get_user(user_id):
     """Get a user by id."""
     with db.connection() as conn:
-        return _read(store.get_user(conn, user_id))
+        return USERS.read(store.get_user(conn, user_id))
 
 
 @blp.route("/by-username/<username>", methods=["GET"])
@@ -192,7 +112,7 @@ def get_user_by_username(username):
     if not _USERNAME.fullmatch(username):  # no such user can exist; spare the database
         raise NotFound("no user with this username")
     with db.connection() as conn:
-        return _read(store.get_user_by_username(conn, username))
+        return USERS.read(store.get_user_by_username(conn, username))
 
 
 @blp.route("/by-email/<email>", methods=["GET"])
@@ -205,7 +125,7 @@ def get_user_by_email(email):
     if len(email) > 255 or "\x00" in email:  # no such user can exist (and text holds no NUL)
         raise NotFound("no user with this email")
     with db.connection() as conn:
-        return _read(store.get_user_by_email(conn, email))
+        return USERS.read(store.get_user_by_email(conn, email))
 
 
 @blp.route("/<bigint:user_id>", methods=["PATCH"])
@@ -224,10 +144,10 @@ def update_user(data, user_id):
             user_id,
             email=data.get("email"),
             username=data.get("username"),
-            versions=_if_match_versions(),
+            versions=if_match(),
         )
-        _record(conn, "user.updated", user)
-    return user, _etag(user)
+        USERS.record(conn, "user.updated", user)
+    return user, etag(user)
 
 
 @blp.route("/<bigint:user_id>/password", methods=["PUT"])
@@ -241,9 +161,9 @@ def set_password(data, user_id):
     """Replace the password (plain, hashed here, or a PHC hash made by the caller)."""
     password_hash = _password_hash(data)
     with db.transaction() as conn:
-        user = store.set_password_hash(conn, user_id, password_hash, _if_match_versions())
-        _record(conn, "user.password_changed", user)
-    return None, 204, _etag(user)
+        user = store.set_password_hash(conn, user_id, password_hash, if_match())
+        USERS.record(conn, "user.password_changed", user)
+    return None, 204, etag(user)
 
 
 @blp.route("/<bigint:user_id>", methods=["DELETE"])
@@ -251,12 +171,17 @@ def set_password(data, user_id):
 @idempotent
 @blp.response(204)
 @blp.alt_response(404, description="No user has this id.")
+@blp.alt_response(409, description="The user is the last owner of organizations (named).")
 @blp.alt_response(412, description="If-Match names a version that is no longer current.")
 def delete_user(user_id):
-    """Delete a user."""
+    """Delete a user and their memberships (not the last owner of an organization)."""
     with db.transaction() as conn:
-        user = store.delete_user(conn, user_id, _if_match_versions())
-        _record(conn, "user.deleted", user)
+        user = store.lock_user(conn, user_id, if_match())
+        removed = memberships.of_user(conn, user_id)
+        store.delete_user(conn, user_id)
+        for membership in removed:
+            MEMBERSHIPS.record(conn, "membership.deleted", membership)
+        USERS.record(conn, "user.deleted", user)
     return None, 204
 
 
@@ -279,4 +204,4 @@ def verify_credentials(data):
         with db.transaction() as conn:
             store.rehash_password(conn, user["id"], user["password_hash"], new_hash)
     del user["password_hash"]
-    return user, _etag(user)
+    return user, etag(user)

@@ -5,6 +5,7 @@ from datetime import UTC
 
 from marshmallow import ValidationError, fields
 
+BIGINT_MAX = 2**63 - 1  # PostgreSQL bigint, the type of every id
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 

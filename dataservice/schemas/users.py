@@ -11,6 +11,7 @@ from marshmallow import (
 
 from ..passwords import is_accepted_hash
 from .fields import Email, Text, UtcDateTime
+from .pages import PageArgs, page_of, sorting
 
 USERNAME_PATTERN = r"^[A-Za-z0-9._-]{3,100}$"
 
@@ -105,17 +106,11 @@ class Credentials(Schema):
     )
 
 
-SORTS = ("id", "-id", "created_at", "-created_at")
 PREFIX_PATTERN = r"^[A-Za-z0-9._-]{1,100}$"
 
 
-class UserListArgs(Schema):
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    cursor = Text(
-        validate=validate.Length(max=2048),
-        metadata={"description": "The next_cursor of the previous page, as is."},
-    )
-    sort = fields.String(load_default="id", validate=validate.OneOf(SORTS))
+class UserListArgs(PageArgs):
+    sort = sorting("id", "-id", "created_at", "-created_at")
     email = Email(
         validate=validate.Length(max=255),
         metadata={"description": "Exact match, case-insensitive."},
@@ -130,13 +125,6 @@ class UserListArgs(Schema):
     )
     created_after = fields.AwareDateTime(metadata={"description": "RFC 3339, exclusive."})
     created_before = fields.AwareDateTime(metadata={"description": "RFC 3339, exclusive."})
-    count = fields.String(
-        validate=validate.OneOf(["exact"]),
-        metadata={"description": "exact: add the total number of matches."},
-    )
 
 
-class UserPage(Schema):
-    items = fields.List(fields.Nested(UserOut), required=True)
-    next_cursor = fields.String(required=True, allow_none=True)
-    total = fields.Integer(metadata={"description": "Only with count=exact."})
+UserPage = page_of(UserOut, "UserPage")

@@ -1,22 +1,37 @@
-"""The outbox: events appended in the changing transaction, and the commit-safe feed."""
+"""The outbox: events appended in the changing transaction, and the commit-safe feed.
+
+Each resource declares its entity and the actions it records (`declare`); an event's type is
+`<entity>.<action>`. TYPES gathers every declared type, for the feed's `types` filter and its
+documentation (the database checks only their shape, migration 0012).
+"""
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from ..queries import queries
 
-TYPES = ("user.created", "user.updated", "user.password_changed", "user.deleted")
+TYPES: list[str] = []  # every declared event type; filled as the resources' modules load
+
+
+def declare(entity: str, *actions: str) -> tuple[str, ...]:
+    """Declares a resource's event types; returns them."""
+    types = tuple(f"{entity}.{action}" for action in actions)
+    TYPES.extend(t for t in types if t not in TYPES)
+    return types
 
 
 def append(
     conn: psycopg.Connection,
     *,
     type: str,
-    entity: str,
     entity_id: int,
     actor: str | None,
     data: dict,
 ) -> None:
+    """Records one change in the changing transaction; `type` must be declared."""
+    if type not in TYPES:
+        raise ValueError(f"undeclared event type {type!r}")
+    entity = type.split(".", 1)[0]
     queries.events.append_event(
         conn, type=type, entity=entity, entity_id=entity_id, actor=actor, data=Jsonb(data)
     )

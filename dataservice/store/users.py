@@ -1,31 +1,31 @@
 """Data access for users."""
 
-from datetime import datetime
-
 import psycopg
-from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 
-from ..errors import Conflict, NotFound, PreconditionFailed
+from .. import integrity
+from ..errors import NotFound
 from ..queries import queries
+from . import events
+from .pages import Listing, Sort
+from .versions import current, written
 
-# The unique index that rejected a write, and the field a client should change.
-_UNIQUE_FIELDS = {
-    "users_email_lower_key": "email",
-    "users_username_lower_key": "username",
-}
+q = queries.users
 
-# A sort and its named query; a created_at sort keeps its position as (created_at, id).
-_LIST_QUERIES = {
-    "id": queries.users.list_users_by_id,
-    "-id": queries.users.list_users_by_id_desc,
-    "created_at": queries.users.list_users_by_created_at,
-    "-created_at": queries.users.list_users_by_created_at_desc,
-}
-
-
-def _conflict(exc: pg_errors.UniqueViolation) -> Conflict:
-    return Conflict(_UNIQUE_FIELDS.get(exc.diag.constraint_name or "", "resource"))
+EVENTS = events.declare("user", "created", "updated", "password_changed", "deleted")
+integrity.declare(
+    users_email_lower_key=integrity.unique("email", "Already taken (case-insensitive)."),
+    users_username_lower_key=integrity.unique("username", "Already taken (case-insensitive)."),
+)
+LISTING = Listing(
+    {
+        "id": Sort(q.list_users_by_id, "id"),
+        "-id": Sort(q.list_users_by_id_desc, "id"),
+        "created_at": Sort(q.list_users_by_created_at, "created_at", "id"),
+        "-created_at": Sort(q.list_users_by_created_at_desc, "created_at", "id"),
+    },
+    count=q.count_users,
+)
 
 
 def _found(row: dict | None, what: str) -> dict:
@@ -34,52 +34,44 @@ def _found(row: dict | None, what: str) -> dict:
     return row
 
 
-def _missing_or_stale(conn: psycopg.Connection, user_id: int) -> None:
-    """A conditional write touched no row: say whether the user is gone or the version stale."""
-    if queries.users.get_user_version(conn, user_id=user_id) is None:
-        raise NotFound("no user with this id")
-    raise PreconditionFailed()
+def _written(conn: psycopg.Connection, row: dict | None, user_id: int, versions) -> dict:
+    version = lambda: q.get_user_version(conn, user_id=user_id)  # noqa: E731
+    return written(row, versions, version, "no user with this id")
 
 
 def create_user(
     conn: psycopg.Connection, *, email: str, username: str, password_hash: str, actor: str | None
 ) -> dict:
     """Inserts the user and its user.created event in one statement (atomic by itself)."""
-    try:
-        return queries.users.create_user(
-            conn, email=email, username=username, password_hash=password_hash, actor=actor
-        )
-    except pg_errors.UniqueViolation as exc:
-        raise _conflict(exc) from None
+    return q.create_user(
+        conn, email=email, username=username, password_hash=password_hash, actor=actor
+    )
 
 
 def create_users(conn: psycopg.Connection, users: list[dict], actor: str | None) -> list[dict]:
     """Inserts every {email, username, password_hash} and its user.created event in one
     statement; returns each user as the API shows it (its event's data), in the order given.
-    A clash anywhere (also between two of them) is a Conflict for the lot."""
-    try:
-        rows = queries.users.create_users(conn, users=Jsonb(users), actor=actor)
-        by_username = {row["username"]: row["data"] for row in rows}
-    except pg_errors.UniqueViolation as exc:
-        raise _conflict(exc) from None
+    A clash anywhere (also between two of them) fails the lot."""
+    rows = q.create_users(conn, users=Jsonb(users), actor=actor)
+    by_username = {row["username"]: row["data"] for row in rows}
     return [by_username[u["username"]] for u in users]
 
 
 def get_user(conn: psycopg.Connection, user_id: int) -> dict:
-    return _found(queries.users.get_user_by_id(conn, user_id=user_id), "id")
+    return _found(q.get_user_by_id(conn, user_id=user_id), "id")
 
 
 def get_user_by_username(conn: psycopg.Connection, username: str) -> dict:
-    return _found(queries.users.get_user_by_username(conn, username=username), "username")
+    return _found(q.get_user_by_username(conn, username=username), "username")
 
 
 def get_user_by_email(conn: psycopg.Connection, email: str) -> dict:
-    return _found(queries.users.get_user_by_email(conn, email=email), "email")
+    return _found(q.get_user_by_email(conn, email=email), "email")
 
 
 def get_credentials(conn: psycopg.Connection, login: str) -> dict | None:
     """The user with this username or email, including `password_hash`; None when absent."""
-    return queries.users.get_credentials(conn, login=login)
+    return q.get_credentials(conn, login=login)
 
 
 def update_user(
@@ -91,63 +83,29 @@ def update_user(
     versions: list[int] | None,
 ) -> dict:
     """`versions`: the If-Match versions (None: no precondition)."""
-    try:
-        row = queries.users.update_user(
-            conn, user_id=user_id, email=email, username=username, versions=versions
-        )
-    except pg_errors.UniqueViolation as exc:
-        raise _conflict(exc) from None
-    if row is None:
-        _missing_or_stale(conn, user_id)
-    return row
+    row = q.update_user(conn, user_id=user_id, email=email, username=username, versions=versions)
+    return _written(conn, row, user_id, versions)
 
 
 def set_password_hash(
     conn: psycopg.Connection, user_id: int, password_hash: str, versions: list[int] | None
 ) -> dict:
-    row = queries.users.update_password_hash(
+    row = q.update_password_hash(
         conn, user_id=user_id, password_hash=password_hash, versions=versions
     )
-    if row is None:
-        _missing_or_stale(conn, user_id)
-    return row
+    return _written(conn, row, user_id, versions)
 
 
 def rehash_password(conn: psycopg.Connection, user_id: int, old_hash: str, new_hash: str) -> None:
-    queries.users.rehash_password(conn, user_id=user_id, old_hash=old_hash, new_hash=new_hash)
+    q.rehash_password(conn, user_id=user_id, old_hash=old_hash, new_hash=new_hash)
 
 
-def delete_user(conn: psycopg.Connection, user_id: int, versions: list[int] | None) -> dict:
-    """Deletes the user; returns it as it was."""
-    row = queries.users.delete_user(conn, user_id=user_id, versions=versions)
-    if row is None:
-        _missing_or_stale(conn, user_id)
-    return row
+def lock_user(conn: psycopg.Connection, user_id: int, versions: list[int] | None) -> dict:
+    """The user, locked for a conditional delete (`versions`: the If-Match versions)."""
+    return current(q.lock_user(conn, user_id=user_id), versions, "no user with this id")
 
 
-def list_users(
-    conn: psycopg.Connection, *, sort: str, after: list | None, filters: dict, limit: int
-) -> list[dict]:
-    """Up to `limit` users in `sort` order after the keyset position `after` (from the last row
-    of the previous page; None for the first page). `filters` holds every filter, None when off.
-    """
-    params = {**filters, "limit": limit, "after_id": None}
-    if after is not None:
-        params["after_id"] = after[-1]
-    if sort.endswith("created_at"):
-        params["after_created_at"] = datetime.fromisoformat(after[0]) if after else None
-    query = _LIST_QUERIES[sort]
-    # Unprepared on purpose: a prepared (generic) plan could not drop the disabled filters or
-    # use the username prefix index, so each call is planned with its real values.
-    return conn.execute(query.sql, params, prepare=False).fetchall()
-
-
-def position(sort: str, row: dict) -> list:
-    """The keyset position of `row` under `sort`, as a cursor stores it."""
-    if sort.endswith("created_at"):
-        return [row["created_at"].isoformat(), row["id"]]
-    return [row["id"]]
-
-
-def count_users(conn: psycopg.Connection, filters: dict) -> int:
-    return queries.users.count_users(conn, **filters)
+def delete_user(conn: psycopg.Connection, user_id: int) -> None:
+    """Deletes a locked user and their memberships (LastOwner when that would leave an
+    organization without an owner)."""
+    q.delete_user(conn, user_id=user_id)
