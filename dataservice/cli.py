@@ -1,16 +1,27 @@
-"""The `dataservice` command: Flask's own commands (routes, shell, run) plus ours."""
+"""The `dataservice` command: Flask's own commands (routes, shell, run) plus ours.
 
+Every failure ends with one line on stderr (`Error: ...`) and a non-zero exit, never a traceback
+or a page of usage: a bad setting, a database that cannot be reached or refuses a startup
+parameter, a migration that gave up, a wrong argument. (A bug still shows its traceback.)
+"""
+
+import functools
 import re
 import sys
+from contextlib import contextmanager
 
 import click
+import psycopg
 from flask import current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 from yoyo import get_backend, read_migrations
+from yoyo.connections import BadConnectionURI
+from yoyo.exceptions import LockTimeout
 
-from . import MIGRATIONS_DIR, auth, create_app, db
-from .db import yoyo_url
-from .errors import Conflict
+from . import MIGRATIONS_DIR, auth, connectivity, create_app, db
+from .config import ConfigError
+from .db import libpq_url, yoyo_url
+from .errors import Conflict, ServiceError
 from .seed import seed_users
 from .store import clients as clients_store
 from .store import events as events_store
@@ -30,7 +41,73 @@ def apply_migrations(database_url: str, directory=MIGRATIONS_DIR) -> list[str]:
         backend.connection.close()
 
 
-@click.group(cls=FlaskGroup, create_app=create_app, add_version_option=False)
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _error(message: str, exit_code: int = 1) -> click.ClickException:
+    error = click.ClickException(" ".join(message.split()))  # one line, whatever it quotes
+    error.exit_code = exit_code
+    return error
+
+
+@contextmanager
+def _one_line_errors():
+    try:
+        yield
+    except click.UsageError as exc:  # click would print the usage and a hint above it
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        raise _error(exc.format_message().rstrip(".") + hint, exc.exit_code) from None
+    except click.ClickException as exc:
+        raise _error(exc.format_message(), exc.exit_code) from None
+    except ConfigError as exc:
+        raise _error(str(exc)) from None
+    except ServiceError as exc:  # Unavailable from the pool, and the like
+        raise _error(exc.detail) from None
+    except psycopg.Error as exc:
+        raise _error(f"{type(exc).__name__}: {_first_line(exc)}") from None
+
+
+class Commands(FlaskGroup):
+    """Flask's command group, with every failure told in one line (see the module's doc)."""
+
+    def make_context(self, *args, **kwargs):
+        with _one_line_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):
+        with _one_line_errors():
+            return super().invoke(ctx)
+
+    def list_commands(self, ctx):
+        # FlaskGroup prints the traceback of an app that fails to load above the help.
+        try:
+            ctx.ensure_object(ScriptInfo).load_app()
+        except ConfigError as exc:
+            click.echo(f"Error: {exc} (the commands listed below work once it is fixed)", err=True)
+            return sorted(super(FlaskGroup, self).list_commands(ctx))
+        return super().list_commands(ctx)
+
+
+def with_database(command):
+    """with_appcontext, then one direct connection attempt with the pool's own settings: a
+    database the pool can never reach fails the command at once, saying why, rather than after
+    DATABASE_POOL_TIMEOUT with a bare "unavailable" (the pool retries in the background)."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        database = db.get()
+        try:
+            psycopg.connect(database.pool.conninfo, **database.pool.kwargs).close()
+        except psycopg.OperationalError as exc:
+            raise click.ClickException(database.reachability.explain(exc)) from None
+        return command(*args, **kwargs)
+
+    return with_appcontext(run)
+
+
+@click.group(cls=Commands, create_app=create_app, add_version_option=False)
 def main():
     """Run and manage the data service."""
 
@@ -46,14 +123,29 @@ def main():
 @with_appcontext
 def migrate(database_url):
     """Apply pending migrations (the same as `yoyo apply`)."""
-    applied = apply_migrations(database_url or current_app.config["DATABASE_URL"])
+    url = database_url or current_app.config["DATABASE_URL"]
+    try:
+        applied = apply_migrations(url)
+    except LockTimeout as exc:
+        raise click.ClickException(
+            f"another migration has held yoyo's lock for 10 s: {exc}"
+        ) from None
+    except BadConnectionURI:
+        raise click.ClickException(
+            "migrate needs a postgresql:// URL in MIGRATION_DATABASE_URL or DATABASE_URL "
+            "(yoyo takes no key=value string)"
+        ) from None
+    except psycopg.OperationalError as exc:
+        if exc.sqlstate is not None:  # the server answered a statement: not a failed connect
+            raise
+        raise click.ClickException(connectivity.describe(exc, libpq_url(url))) from None
     click.echo(
         f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "")
     )
 
 
 @main.command()
-@with_appcontext
+@with_database
 def prune():
     """Delete expired idempotency records and change-feed events past their retention."""
     retention = current_app.config["EVENT_RETENTION_DAYS"] * 86400
@@ -70,9 +162,10 @@ def clients():
 
 def _scopes(ctx, param, value: str) -> list[str]:
     scopes = [s.strip() for s in value.split(",") if s.strip()]
-    unknown = set(scopes) - set(auth.SCOPES)
+    unknown = [s for s in scopes if s not in auth.SCOPES]
     if unknown or not scopes:
-        raise click.BadParameter(f"choose from {', '.join(auth.SCOPES)}")
+        named = f"unknown scope {', '.join(unknown)}: " if unknown else ""
+        raise click.BadParameter(f"{named}choose from {', '.join(auth.SCOPES)}")
     return scopes
 
 
@@ -81,7 +174,7 @@ def _scopes(ctx, param, value: str) -> list[str]:
 @click.option(
     "--scopes", required=True, callback=_scopes, help="Comma-separated: " + ", ".join(auth.SCOPES)
 )
-@with_appcontext
+@with_database
 def create_client(name, scopes):
     """Create a client; its token is printed once, alone on the last line."""
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", name):
@@ -98,7 +191,7 @@ def create_client(name, scopes):
 
 
 @clients.command("list")
-@with_appcontext
+@with_database
 def list_clients():
     """List clients (never their tokens)."""
     with db.connection() as conn:
@@ -113,7 +206,7 @@ def list_clients():
 
 @clients.command("revoke")
 @click.argument("name")
-@with_appcontext
+@with_database
 def revoke_client(name):
     """Revoke a client's token (effective within AUTH_CACHE_SECONDS everywhere)."""
     with db.transaction() as conn:
@@ -131,7 +224,7 @@ def revoke_client(name):
     required=True,
     help="How many fake users to add.",
 )
-@with_appcontext
+@with_database
 def seed(count):
     """Load COUNT realistic fake users quickly (COPY), for demos and benchmarks."""
     with db.transaction() as conn:
