@@ -9,11 +9,13 @@ import functools
 import re
 import sys
 from contextlib import contextmanager
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import click
 import psycopg
 from flask import current_app
 from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
+from psycopg import errors as pg_errors
 from yoyo import get_backend, read_migrations
 from yoyo.connections import BadConnectionURI
 from yoyo.exceptions import LockTimeout
@@ -27,15 +29,84 @@ from .store import clients as clients_store
 from .store import events as events_store
 from .store import idempotency as idempotency_store
 
+# What to do when the server refuses the `options` that carry migrate's timeouts.
+MIGRATE_STARTUP_FIX = (
+    "migrate straight against PostgreSQL (MIGRATION_DATABASE_URL), not through PgBouncer: "
+    "migrate sets lock_timeout and statement_timeout through options"
+)
 
-def apply_migrations(database_url: str, directory=MIGRATIONS_DIR) -> list[str]:
-    """Apply every pending migration under yoyo's lock; returns the ids applied."""
-    backend = get_backend(yoyo_url(database_url))
+
+class MigrationFailed(Exception):
+    """A migration failed and was not recorded; those before it in the same run stay applied."""
+
+    def __init__(self, migration, error: psycopg.Error, invalid_indexes: list[str]):
+        super().__init__(f"{migration.id}: {error}")
+        self.migration = migration
+        self.error = error
+        self.invalid_indexes = invalid_indexes
+
+
+def migration_url(
+    database_url: str,
+    *,
+    lock_timeout_ms: int | None = None,
+    statement_timeout_ms: int | None = None,
+) -> str:
+    """yoyo's URL for `database_url`, with the session limits given. yoyo opens a connection of
+    its own for each migration, so the limits travel in the URL, as libpq's `options` (which
+    PgBouncer refuses: migrations go straight to PostgreSQL)."""
+    parts = urlsplit(yoyo_url(database_url))
+    query = dict(parse_qsl(parts.query))
+    limits = [
+        f"-c {name}={value}"
+        for name, value in (
+            ("lock_timeout", lock_timeout_ms),
+            ("statement_timeout", statement_timeout_ms),
+        )
+        if value is not None
+    ]
+    if limits:
+        query["options"] = " ".join([query.get("options", ""), *limits]).strip()
+        query.setdefault("application_name", "dataservice-migrate")  # for pg_stat_activity
+    return parts._replace(query=urlencode(query)).geturl()
+
+
+def _invalid_indexes(backend) -> list[str]:
+    """Invalid indexes in the database: what a failed CREATE INDEX CONCURRENTLY leaves behind."""
+    try:
+        rows = backend.execute(
+            "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid ORDER BY 1"
+        ).fetchall()
+    except psycopg.Error:
+        return []  # the migration's own error is the one to report
+    return [name for (name,) in rows]
+
+
+def apply_migrations(
+    database_url: str,
+    directory=MIGRATIONS_DIR,
+    *,
+    lock_timeout_ms: int | None = None,
+    statement_timeout_ms: int | None = None,
+) -> list[str]:
+    """Apply every pending migration under yoyo's lock; returns the ids applied. A migration
+    that fails raises MigrationFailed naming it; yoyo's lock is released either way."""
+    backend = get_backend(
+        migration_url(
+            database_url, lock_timeout_ms=lock_timeout_ms, statement_timeout_ms=statement_timeout_ms
+        )
+    )
     try:
         migrations = read_migrations(str(directory))
         with backend.lock():
             pending = backend.to_apply(migrations)
-            backend.apply_migrations(pending)
+            for migration in pending:
+                try:
+                    backend.apply_one(migration)
+                except psycopg.Error as exc:
+                    invalid = [] if migration.use_transactions else _invalid_indexes(backend)
+                    raise MigrationFailed(migration, exc, invalid) from exc
+            backend.run_post_apply(pending)
         return [m.id for m in pending]
     finally:
         backend.connection.close()
@@ -122,10 +193,16 @@ def main():
 )
 @with_appcontext
 def migrate(database_url):
-    """Apply pending migrations (the same as `yoyo apply`)."""
-    url = database_url or current_app.config["DATABASE_URL"]
+    """Apply pending migrations (what `yoyo apply` does, with MIGRATION_LOCK_TIMEOUT_MS and
+    MIGRATION_STATEMENT_TIMEOUT_MS on its sessions)."""
+    settings = current_app.config
+    url = database_url or settings["DATABASE_URL"]
+    lock_ms = settings["MIGRATION_LOCK_TIMEOUT_MS"]
+    statement_ms = settings["MIGRATION_STATEMENT_TIMEOUT_MS"]
     try:
-        applied = apply_migrations(url)
+        applied = apply_migrations(url, lock_timeout_ms=lock_ms, statement_timeout_ms=statement_ms)
+    except MigrationFailed as exc:
+        raise click.ClickException(_migration_failure(exc, lock_ms, statement_ms)) from None
     except LockTimeout as exc:
         raise click.ClickException(
             f"another migration has held yoyo's lock for 10 s: {exc}"
@@ -138,10 +215,41 @@ def migrate(database_url):
     except psycopg.OperationalError as exc:
         if exc.sqlstate is not None:  # the server answered a statement: not a failed connect
             raise
-        raise click.ClickException(connectivity.describe(exc, libpq_url(url))) from None
+        message = connectivity.describe(exc, libpq_url(url), startup_fix=MIGRATE_STARTUP_FIX)
+        raise click.ClickException(message) from None
     click.echo(
         f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "")
     )
+
+
+def _migration_failure(exc: MigrationFailed, lock_ms: int, statement_ms: int) -> str:
+    error = exc.error
+    if isinstance(error, pg_errors.LockNotAvailable):
+        what = (
+            f"gave up after waiting {lock_ms} ms for a lock (MIGRATION_LOCK_TIMEOUT_MS), rather "
+            "than queue every request behind it: a long transaction holds a lock on a table it "
+            "changes. Run dataservice migrate again once that transaction has ended "
+            "(pg_stat_activity shows it), or at a quieter time"
+        )
+    elif isinstance(error, pg_errors.QueryCanceled):
+        what = (
+            f"was cancelled after running {statement_ms} ms (MIGRATION_STATEMENT_TIMEOUT_MS): "
+            "run it at a quieter time, or with a higher limit if it is a long CREATE INDEX "
+            "CONCURRENTLY"
+        )
+    else:
+        what = f"failed: {type(error).__name__}: {_first_line(error)}"
+    if exc.migration.use_transactions:
+        after = "nothing of it was applied"
+    elif exc.invalid_indexes:
+        names = ", ".join(exc.invalid_indexes)
+        after = (
+            f"it ran outside a transaction and left the invalid index {names}: "
+            "DROP INDEX CONCURRENTLY it before migrating again"
+        )
+    else:
+        after = "it ran outside a transaction: check what it left (docs/operations.md)"
+    return f"migration {exc.migration.id} {what}; {after}"
 
 
 @main.command()
