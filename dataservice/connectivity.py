@@ -16,8 +16,8 @@ from psycopg.conninfo import conninfo_to_dict
 
 log = logging.getLogger(__name__)
 
-# libpq's own "connection to server at ..., port ... failed: " prefix: the message names the
-# server itself, the same way for a URL and a key=value string.
+# libpq's "connection to server at ..., port ... failed: " prefix, dropped: the line names the
+# server itself, from the connection string, the same way for every kind of failure.
 _LIBPQ_PREFIX = re.compile(
     r'^(?:connection failed: )?connection to server (?:at "[^"]*"(?: \([^)]*\))?, port \d+'
     r'|on socket "[^"]*") failed: (?:FATAL:\s+)?'
