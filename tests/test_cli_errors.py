@@ -5,9 +5,7 @@ a bad setting. The service tells the same database reasons once in its log and i
 
 import logging
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -16,9 +14,8 @@ from dataservice.cli import main
 from dataservice.config import SETTINGS
 
 from .private_cluster import free_port
-from .support import APP_PASSWORD, url_for_database
+from .support import APP_PASSWORD, DATASERVICE, one_error_line, url_for_database
 
-DATASERVICE = Path(sys.executable).parent / "dataservice"
 SECRET = "s3cret-db-pw"
 # Commands that use the database through the pool, and migrate, which uses yoyo's connection.
 DATABASE_COMMANDS = [
@@ -39,25 +36,13 @@ def environment(**settings) -> dict[str, str | None]:
     return unset | {"DATABASE_POOL_TIMEOUT": NEVER_WAITED, **settings}
 
 
-def one_error_line(exit_code: int, stdout: str, stderr: str, *secrets: str) -> str:
-    """The one line a failure leaves on stderr; nothing else may be there."""
-    assert exit_code != 0
-    assert "Traceback" not in stdout + stderr
-    for secret in (SECRET, *secrets):
-        assert secret not in stdout + stderr
-    lines = stderr.splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("Error: ")
-    return lines[0]
-
-
 def run(args: list[str], env: dict) -> str:
     started = time.monotonic()
     result = CliRunner().invoke(main, args, env=env, prog_name="dataservice")
     assert time.monotonic() - started < float(NEVER_WAITED) / 3
     # Anything but SystemExit escaping the command is what prints a traceback outside the runner.
     assert isinstance(result.exception, SystemExit), result.exception
-    return one_error_line(result.exit_code, result.stdout, result.stderr)
+    return one_error_line(result.exit_code, result.stdout, result.stderr, SECRET)
 
 
 def unreachable_url() -> tuple[str, str]:
@@ -139,7 +124,7 @@ def test_behind_pgbouncer_without_the_setting_the_cli_says_what_to_set(pgbouncer
         timeout=60,
     )
     assert time.monotonic() - started < 10  # it did not wait out the pool
-    line = one_error_line(done.returncode, done.stdout, done.stderr, APP_PASSWORD)
+    line = one_error_line(done.returncode, done.stdout, done.stderr, SECRET, APP_PASSWORD)
     port = pgbouncer.rsplit(":", 1)[1].split("/")[0]
     assert line == (
         f"Error: the database at 127.0.0.1:{port} refused the startup parameter 'options' "

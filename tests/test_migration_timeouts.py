@@ -4,9 +4,7 @@ waits and after, and yoyo's lock is released. A statement running past
 MIGRATION_STATEMENT_TIMEOUT_MS is cancelled."""
 
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -17,9 +15,8 @@ from dataservice import MIGRATIONS_DIR
 from dataservice.cli import MigrationFailed, apply_migrations
 from dataservice.db import yoyo_url
 
-from .support import new_user
+from .support import DATASERVICE, new_user, one_error_line
 
-DATASERVICE = Path(sys.executable).parent / "dataservice"
 LOCK_TIMEOUT_MS = 1000
 
 
@@ -82,10 +79,7 @@ def gave_up(migrate: subprocess.Popen, waited_since: float) -> str:
     """migrate's one line, once it gave up (within the lock timeout, plus its own start)."""
     stdout, stderr = migrate.communicate(timeout=LOCK_TIMEOUT_MS / 1000 + 15)
     assert time.monotonic() - waited_since < LOCK_TIMEOUT_MS / 1000 + 10
-    assert migrate.returncode == 1, stdout + stderr
-    assert "Traceback" not in stdout + stderr
-    [line] = stderr.splitlines()
-    return line
+    return one_error_line(migrate.returncode, stdout, stderr)
 
 
 @pytest.fixture
