@@ -1,36 +1,184 @@
-"""The `dataservice` command: Flask's own commands (routes, shell, run) plus ours."""
+"""The `dataservice` command: Flask's own commands (routes, shell, run) plus ours.
 
+Every failure ends with one line on stderr (`Error: ...`) and a non-zero exit, never a traceback
+or a page of usage: a bad setting, a database that cannot be reached or refuses a startup
+parameter, a migration that gave up, a wrong argument. (A bug still shows its traceback.)
+"""
+
+import functools
 import re
 import sys
+from contextlib import contextmanager
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import click
+import psycopg
 from flask import current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
+from psycopg import errors as pg_errors
 from yoyo import get_backend, read_migrations
+from yoyo.connections import BadConnectionURI
+from yoyo.exceptions import LockTimeout
 
-from . import MIGRATIONS_DIR, auth, create_app, db
-from .db import yoyo_url
-from .errors import Conflict
+from . import MIGRATIONS_DIR, auth, connectivity, create_app, db
+from .config import ConfigError
+from .db import libpq_url, yoyo_url
+from .errors import Conflict, ServiceError
 from .seed import seed_users
 from .store import clients as clients_store
 from .store import events as events_store
 from .store import idempotency as idempotency_store
 
+# What to do when the server refuses the `options` that carry migrate's timeouts.
+MIGRATE_STARTUP_FIX = (
+    "migrate straight against PostgreSQL (MIGRATION_DATABASE_URL), not through PgBouncer: "
+    "migrate sets lock_timeout and statement_timeout through options"
+)
 
-def apply_migrations(database_url: str, directory=MIGRATIONS_DIR) -> list[str]:
-    """Apply every pending migration under yoyo's lock; returns the ids applied."""
-    backend = get_backend(yoyo_url(database_url))
+
+class MigrationFailed(Exception):
+    """A migration failed and was not recorded; those before it in the same run stay applied."""
+
+    def __init__(self, migration, error: psycopg.Error, invalid_indexes: list[str]):
+        super().__init__(f"{migration.id}: {error}")
+        self.migration = migration
+        self.error = error
+        self.invalid_indexes = invalid_indexes
+
+
+def migration_url(
+    database_url: str,
+    *,
+    lock_timeout_ms: int | None = None,
+    statement_timeout_ms: int | None = None,
+) -> str:
+    """yoyo's URL for `database_url`, with the session limits given. yoyo opens a connection of
+    its own for each migration, so the limits travel in the URL, as libpq's `options` (which
+    PgBouncer refuses: migrations go straight to PostgreSQL)."""
+    parts = urlsplit(yoyo_url(database_url))
+    query = dict(parse_qsl(parts.query))
+    limits = [
+        f"-c {name}={value}"
+        for name, value in (
+            ("lock_timeout", lock_timeout_ms),
+            ("statement_timeout", statement_timeout_ms),
+        )
+        if value is not None
+    ]
+    if limits:
+        query["options"] = " ".join([query.get("options", ""), *limits]).strip()
+        query.setdefault("application_name", "dataservice-migrate")  # for pg_stat_activity
+    return parts._replace(query=urlencode(query)).geturl()
+
+
+def _invalid_indexes(backend) -> list[str]:
+    """Invalid indexes in the database: what a failed CREATE INDEX CONCURRENTLY leaves behind."""
+    try:
+        rows = backend.execute(
+            "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid ORDER BY 1"
+        ).fetchall()
+    except psycopg.Error:
+        return []  # the migration's own error is the one to report
+    return [name for (name,) in rows]
+
+
+def apply_migrations(
+    database_url: str,
+    directory=MIGRATIONS_DIR,
+    *,
+    lock_timeout_ms: int | None = None,
+    statement_timeout_ms: int | None = None,
+) -> list[str]:
+    """Apply every pending migration under yoyo's lock; returns the ids applied. A migration
+    that fails raises MigrationFailed naming it; yoyo's lock is released either way."""
+    backend = get_backend(
+        migration_url(
+            database_url, lock_timeout_ms=lock_timeout_ms, statement_timeout_ms=statement_timeout_ms
+        )
+    )
     try:
         migrations = read_migrations(str(directory))
         with backend.lock():
             pending = backend.to_apply(migrations)
-            backend.apply_migrations(pending)
+            for migration in pending:
+                try:
+                    backend.apply_one(migration)
+                except psycopg.Error as exc:
+                    invalid = [] if migration.use_transactions else _invalid_indexes(backend)
+                    raise MigrationFailed(migration, exc, invalid) from exc
+            backend.run_post_apply(pending)
         return [m.id for m in pending]
     finally:
         backend.connection.close()
 
 
-@click.group(cls=FlaskGroup, create_app=create_app, add_version_option=False)
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _error(message: str, exit_code: int = 1) -> click.ClickException:
+    error = click.ClickException(" ".join(message.split()))  # one line, whatever it quotes
+    error.exit_code = exit_code
+    return error
+
+
+@contextmanager
+def _one_line_errors():
+    try:
+        yield
+    except click.UsageError as exc:  # click would print the usage and a hint above it
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        raise _error(exc.format_message().rstrip(".") + hint, exc.exit_code) from None
+    except click.ClickException as exc:
+        raise _error(exc.format_message(), exc.exit_code) from None
+    except ConfigError as exc:
+        raise _error(str(exc)) from None
+    except ServiceError as exc:  # Unavailable from the pool, and the like
+        raise _error(exc.detail) from None
+    except psycopg.Error as exc:
+        raise _error(f"{type(exc).__name__}: {_first_line(exc)}") from None
+
+
+class Commands(FlaskGroup):
+    """Flask's command group, with every failure told in one line (see the module's doc)."""
+
+    def make_context(self, *args, **kwargs):
+        with _one_line_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):
+        with _one_line_errors():
+            return super().invoke(ctx)
+
+    def list_commands(self, ctx):
+        # FlaskGroup prints the traceback of an app that fails to load above the help.
+        try:
+            ctx.ensure_object(ScriptInfo).load_app()
+        except ConfigError as exc:
+            click.echo(f"Error: {exc} (the commands listed below work once it is fixed)", err=True)
+            return sorted(super(FlaskGroup, self).list_commands(ctx))
+        return super().list_commands(ctx)
+
+
+def with_database(command):
+    """with_appcontext, then one direct connection attempt with the pool's own settings: a
+    database the pool can never reach fails the command at once, saying why, rather than after
+    DATABASE_POOL_TIMEOUT with a bare "unavailable" (the pool retries in the background)."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        database = db.get()
+        try:
+            psycopg.connect(database.pool.conninfo, **database.pool.kwargs).close()
+        except psycopg.OperationalError as exc:
+            raise click.ClickException(database.reachability.explain(exc)) from None
+        return command(*args, **kwargs)
+
+    return with_appcontext(run)
+
+
+@click.group(cls=Commands, create_app=create_app, add_version_option=False)
 def main():
     """Run and manage the data service."""
 
@@ -45,15 +193,67 @@ def main():
 )
 @with_appcontext
 def migrate(database_url):
-    """Apply pending migrations (the same as `yoyo apply`)."""
-    applied = apply_migrations(database_url or current_app.config["DATABASE_URL"])
+    """Apply pending migrations (what `yoyo apply` does, with MIGRATION_LOCK_TIMEOUT_MS and
+    MIGRATION_STATEMENT_TIMEOUT_MS on its sessions)."""
+    settings = current_app.config
+    url = database_url or settings["DATABASE_URL"]
+    lock_ms = settings["MIGRATION_LOCK_TIMEOUT_MS"]
+    statement_ms = settings["MIGRATION_STATEMENT_TIMEOUT_MS"]
+    try:
+        applied = apply_migrations(url, lock_timeout_ms=lock_ms, statement_timeout_ms=statement_ms)
+    except MigrationFailed as exc:
+        raise click.ClickException(_migration_failure(exc, lock_ms, statement_ms)) from None
+    except LockTimeout as exc:
+        raise click.ClickException(
+            f"another migration has held yoyo's lock for 10 s: {exc}"
+        ) from None
+    except BadConnectionURI:
+        raise click.ClickException(
+            "migrate needs a postgresql:// URL in MIGRATION_DATABASE_URL or DATABASE_URL "
+            "(yoyo takes no key=value string)"
+        ) from None
+    except psycopg.OperationalError as exc:
+        if exc.sqlstate is not None:  # the server answered a statement: not a failed connect
+            raise
+        message = connectivity.describe(exc, libpq_url(url), startup_fix=MIGRATE_STARTUP_FIX)
+        raise click.ClickException(message) from None
     click.echo(
         f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "")
     )
 
 
+def _migration_failure(exc: MigrationFailed, lock_ms: int, statement_ms: int) -> str:
+    error = exc.error
+    if isinstance(error, pg_errors.LockNotAvailable):
+        what = (
+            f"gave up after waiting {lock_ms} ms for a lock (MIGRATION_LOCK_TIMEOUT_MS), rather "
+            "than queue every request behind it: a long transaction holds a lock on a table it "
+            "changes. Run dataservice migrate again once that transaction has ended "
+            "(pg_stat_activity shows it), or at a quieter time"
+        )
+    elif isinstance(error, pg_errors.QueryCanceled):
+        what = (
+            f"was cancelled after running {statement_ms} ms (MIGRATION_STATEMENT_TIMEOUT_MS): "
+            "run it at a quieter time, or with a higher limit if it is a long CREATE INDEX "
+            "CONCURRENTLY"
+        )
+    else:
+        what = f"failed: {type(error).__name__}: {_first_line(error)}"
+    if exc.migration.use_transactions:
+        after = "nothing of it was applied"
+    elif exc.invalid_indexes:
+        names = ", ".join(exc.invalid_indexes)
+        after = (
+            f"it ran outside a transaction and left the invalid index {names}: "
+            "DROP INDEX CONCURRENTLY it before migrating again"
+        )
+    else:
+        after = "it ran outside a transaction: check what it left (docs/operations.md)"
+    return f"migration {exc.migration.id} {what}; {after}"
+
+
 @main.command()
-@with_appcontext
+@with_database
 def prune():
     """Delete expired idempotency records and change-feed events past their retention."""
     retention = current_app.config["EVENT_RETENTION_DAYS"] * 86400
@@ -74,8 +274,12 @@ def _known_scopes(given: str) -> list[str]:
     if given.strip() == "all":
         return known
     scopes = [s.strip() for s in given.split(",") if s.strip()]
-    if not scopes or set(scopes) - set(known):
-        raise click.BadParameter(f"choose from {', '.join(known)}, or all", param_hint="--scopes")
+    unknown = [s for s in scopes if s not in known]
+    if unknown or not scopes:
+        named = f"unknown scope {', '.join(unknown)}: " if unknown else ""
+        raise click.BadParameter(
+            f"{named}choose from {', '.join(known)}, or all", param_hint="'--scopes'"
+        )
     return scopes
 
 
@@ -86,7 +290,7 @@ def _known_scopes(given: str) -> list[str]:
     required=True,
     help="Comma-separated scopes, or `all` (`dataservice scopes` lists them).",
 )
-@with_appcontext
+@with_database
 def create_client(name, scopes):
     """Create a client; its token is printed once, alone on the last line."""
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", name):
@@ -112,7 +316,7 @@ def list_scopes():
 
 
 @clients.command("list")
-@with_appcontext
+@with_database
 def list_clients():
     """List clients (never their tokens)."""
     with db.connection() as conn:
@@ -127,7 +331,7 @@ def list_clients():
 
 @clients.command("revoke")
 @click.argument("name")
-@with_appcontext
+@with_database
 def revoke_client(name):
     """Revoke a client's token (effective within AUTH_CACHE_SECONDS everywhere)."""
     with db.transaction() as conn:
@@ -145,7 +349,7 @@ def revoke_client(name):
     required=True,
     help="How many fake users to add.",
 )
-@with_appcontext
+@with_database
 def seed(count):
     """Load COUNT realistic fake users quickly (COPY), for demos and benchmarks."""
     with db.transaction() as conn:

@@ -192,6 +192,20 @@ SETTINGS = (
         "Direct (not transaction-pooled) PostgreSQL URL for LISTEN; default DATABASE_URL.",
         secret=True,
     ),
+    Setting(
+        "MIGRATION_LOCK_TIMEOUT_MS",
+        "5000",
+        _non_negative_int,
+        "Longest `dataservice migrate` waits for a lock before it gives up (0: no limit), so "
+        "that a migration stuck behind a long transaction does not queue every request behind it.",
+    ),
+    Setting(
+        "MIGRATION_STATEMENT_TIMEOUT_MS",
+        "60000",
+        _non_negative_int,
+        "Longest one statement of `dataservice migrate` may run (0: no limit); raise it for a "
+        "long CREATE INDEX CONCURRENTLY on a big table.",
+    ),
 )
 """Settings the application reads. gunicorn.conf.py reads HOST, PORT, WEB_WORKERS, WEB_THREADS,
 WEB_TIMEOUT and WEB_GRACEFUL_TIMEOUT itself, before any application code runs."""

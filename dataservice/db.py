@@ -24,7 +24,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 
-from . import integrity
+from . import connectivity, integrity
 from .errors import Unavailable
 
 # json/jsonb columns (event data, stored idempotent responses) go through orjson, as HTTP bodies
@@ -163,8 +163,14 @@ class Database:
             # statement or a session setting would land on the wrong one, and PgBouncer refuses
             # the options startup parameter. Timeouts then come from ALTER ROLE ... SET.
             session = {"prepare_threshold": None}
+        conninfo = libpq_url(url or config["DATABASE_URL"])
+        # Why connecting fails, if it does: logged once, and told by /ready and the CLI.
+        self.reachability = connectivity.Reachability(
+            conninfo, pool=name, pgbouncer=config["DATABASE_PGBOUNCER"]
+        )
         self.pool = ConnectionPool(
-            libpq_url(url or config["DATABASE_URL"]),
+            conninfo,
+            connection_class=self.reachability.connection_class,
             min_size=config["DATABASE_POOL_MIN_SIZE"],
             max_size=config["DATABASE_POOL_MAX_SIZE"],
             timeout=self.timeout,

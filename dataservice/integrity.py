@@ -49,7 +49,7 @@ def rule(field: str, message: str) -> Meaning:
 
 
 def keeps_an_owner(exc: psycopg.IntegrityError) -> ServiceError:
-    """The owner rule of migration 0015: its DETAIL names the organizations (a JSON array)."""
+    """The owner rule of migration 0016: its DETAIL names the organizations (a JSON array)."""
     return LastOwner(json.loads(exc.diag.message_detail or "[]"))
 
 

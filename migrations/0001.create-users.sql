@@ -7,6 +7,8 @@ CREATE TABLE users (
     email         text        NOT NULL,
     username      text        NOT NULL,
     password_hash text        NOT NULL,
+    -- Counts the changes of one user (the ETag): 2^31 of them will not happen.
+    -- squawk-ignore prefer-bigint-over-int
     version       integer     NOT NULL DEFAULT 1,
     created_at    timestamptz NOT NULL DEFAULT now(),
     updated_at    timestamptz NOT NULL DEFAULT now(),

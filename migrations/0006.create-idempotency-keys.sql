@@ -8,6 +8,8 @@ CREATE TABLE idempotency_keys (
     key          text        NOT NULL,
     request_hash bytea       NOT NULL,
     -- NULL only inside the claiming transaction, which fills them before it commits.
+    -- An HTTP status code (100 to 599).
+    -- squawk-ignore prefer-bigint-over-smallint
     status       smallint,
     headers      jsonb,
     body         bytea,

@@ -1,5 +1,5 @@
 -- Queries on memberships: who belongs to which organization, as owner, admin or member. An
--- organization keeps at least one owner: migration 0015's triggers refuse any statement below
+-- organization keeps at least one owner: migration 0016's triggers refuse any statement below
 -- that would leave one without (the API answers 409 last-owner).
 
 -- name: add_membership(organization_id, user_id, role)^

@@ -51,7 +51,7 @@ DELETE FROM organizations
  WHERE id = :organization_id;
 
 -- The four list queries below differ only in their keyset and order; organizations_matching
--- (migration 0014) holds the filters, each off when its parameter is NULL (see users.sql).
+-- (migration 0015) holds the filters, each off when its parameter is NULL (see users.sql).
 
 -- name: list_organizations_by_id(after_id, slug_prefix, created_after, created_before, member, limit)
 -- A page in ascending id order, after the cursor's id (NULL: from the start).

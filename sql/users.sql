@@ -108,12 +108,12 @@ SELECT id, email, username, version, created_at, updated_at
 
 -- name: delete_user(user_id)!
 -- Deletes one user (locked by lock_user); their memberships go with them (ON DELETE CASCADE),
--- unless that leaves an organization without an owner (migration 0015 refuses).
+-- unless that leaves an organization without an owner (migration 0016 refuses).
 DELETE FROM users
  WHERE id = :user_id;
 
 -- The four list queries below differ only in their keyset and order; users_matching (migration
--- 0013) holds the filters, each off when its parameter is NULL. They run unprepared (see
+-- 0014) holds the filters, each off when its parameter is NULL. They run unprepared (see
 -- store/pages.py), so PostgreSQL plans each call with its real values and drops the filters
 -- that are off before choosing an index.
 

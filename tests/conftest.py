@@ -4,7 +4,11 @@ names; `make test` provides one)."""
 
 import hashlib
 import logging
+import shutil
+import subprocess
+import tempfile
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -18,6 +22,7 @@ from dataservice import close, create_app
 from dataservice.cli import apply_migrations
 from dataservice.logs import JsonFormatter
 
+from .private_cluster import free_port
 from .support import (
     APP_PASSWORD,
     APP_ROLE,
@@ -182,3 +187,60 @@ def serve():
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+
+
+@pytest.fixture
+def pgbouncer(postgresql):
+    """Debian's PgBouncer in transaction-pooling mode on a free port, in front of this test's
+    database as the application role; returns its URL."""
+    if not Path(PGBOUNCER).exists():
+        pytest.fail("pgbouncer is missing: `make test` installs it (apt-get install pgbouncer)")
+    # A session time zone other than UTC, as PgBouncer gives it (it refuses the `options` that
+    # set UTC on a direct connection): timestamps must come out in UTC all the same.
+    postgresql.execute(
+        sql.SQL("ALTER DATABASE {} SET timezone = 'Asia/Kolkata'").format(
+            sql.Identifier(postgresql.info.dbname)
+        )
+    )
+    postgresql.commit()
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="ds-pgbouncer-"))
+    host, server_port = SERVER.get("host", "127.0.0.1"), SERVER.get("port", 5432)
+    (workdir / "users.txt").write_text(f'"{APP_ROLE}" "{APP_PASSWORD}"\n')
+    (workdir / "pgbouncer.ini").write_text(f"""
+[databases]
+* = host={host} port={server_port} user={APP_ROLE} password={APP_PASSWORD}
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = plain
+auth_file = {workdir}/users.txt
+pool_mode = transaction
+default_pool_size = 2
+max_client_conn = 200
+ignore_startup_parameters = extra_float_digits
+logfile = {workdir}/pgbouncer.log
+pidfile = {workdir}/pgbouncer.pid
+""")
+    command = [PGBOUNCER, str(workdir / "pgbouncer.ini")]
+    if subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() == "0":
+        shutil.chown(workdir, "postgres")
+        for path in workdir.iterdir():
+            shutil.chown(path, "postgres")
+        command = [*command, "-u", "postgres"]  # pgbouncer drops root itself
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"postgresql://{APP_ROLE}:{APP_PASSWORD}@127.0.0.1:{port}/{postgresql.info.dbname}"
+    for _ in range(50):
+        try:
+            psycopg.connect(url, connect_timeout=1).close()
+            break
+        except psycopg.OperationalError:
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(10)
+    shutil.rmtree(workdir, ignore_errors=True)

@@ -2,6 +2,8 @@
 
 import os
 import re
+import sys
+from pathlib import Path
 from urllib.parse import quote
 
 from flask.testing import FlaskClient
@@ -93,3 +95,19 @@ def find_secrets(text: str) -> list[str]:
     """The passwords, hashes and tokens in `text` (for checking logs)."""
     found = [m.group(0) for m in _SECRET_SHAPES.finditer(text)]
     return found + [password for password in PASSWORDS_USED if password in text]
+
+
+# The installed `dataservice` command, for tests that run it as an operator does.
+DATASERVICE = Path(sys.executable).parent / "dataservice"
+
+
+def one_error_line(exit_code: int, stdout: str, stderr: str, *secrets: str) -> str:
+    """The one line a failed command leaves on stderr: no traceback, nothing else, no secret."""
+    assert exit_code != 0
+    assert "Traceback" not in stdout + stderr
+    for secret in secrets:
+        assert secret not in stdout + stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("Error: ")
+    return lines[0]

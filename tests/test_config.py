@@ -15,6 +15,7 @@ def test_defaults():
     assert values["MAX_BODY_BYTES"] == 1024 * 1024
     assert values["DATABASE_STATEMENT_TIMEOUT_MS"] == 5000
     assert values["LOG_LEVEL"] == "INFO"
+    assert values["MIGRATION_LOCK_TIMEOUT_MS"] == 5000
 
 
 def test_values_come_from_the_environment():

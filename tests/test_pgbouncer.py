@@ -1,77 +1,15 @@
 """Behind PgBouncer in transaction-pooling mode (Debian's pgbouncer, started here on a free
 port in front of the test server) the API works: no prepared statement or session setting
-leaks from one transaction to another."""
+leaks from one transaction to another. (The `pgbouncer` fixture is in conftest.py.)"""
 
-import shutil
-import subprocess
-import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import psycopg
-import pytest
-from psycopg import sql
 
-from .private_cluster import free_port
-from .support import APP_PASSWORD, APP_ROLE, SERVER, new_user
-
-PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+from .support import new_user
 
 
-@pytest.fixture
-def pgbouncer(postgresql):
-    if not Path(PGBOUNCER).exists():
-        pytest.fail("pgbouncer is missing: `make test` installs it (apt-get install pgbouncer)")
-    # A session time zone other than UTC, as PgBouncer gives it (it refuses the `options` that
-    # set UTC on a direct connection): timestamps must come out in UTC all the same.
-    postgresql.execute(
-        sql.SQL("ALTER DATABASE {} SET timezone = 'Asia/Kolkata'").format(
-            sql.Identifier(postgresql.info.dbname)
-        )
-    )
-    postgresql.commit()
-    port = free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="ds-pgbouncer-"))
-    host, server_port = SERVER.get("host", "127.0.0.1"), SERVER.get("port", 5432)
-    (workdir / "users.txt").write_text(f'"{APP_ROLE}" "{APP_PASSWORD}"\n')
-    (workdir / "pgbouncer.ini").write_text(f"""
-[databases]
-* = host={host} port={server_port} user={APP_ROLE} password={APP_PASSWORD}
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {port}
-unix_socket_dir =
-auth_type = plain
-auth_file = {workdir}/users.txt
-pool_mode = transaction
-default_pool_size = 2
-max_client_conn = 200
-ignore_startup_parameters = extra_float_digits
-logfile = {workdir}/pgbouncer.log
-pidfile = {workdir}/pgbouncer.pid
-""")
-    command = [PGBOUNCER, str(workdir / "pgbouncer.ini")]
-    if subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() == "0":
-        shutil.chown(workdir, "postgres")
-        for path in workdir.iterdir():
-            shutil.chown(path, "postgres")
-        command = ["runuser", "-u", "postgres", "--", *command]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"postgresql://{APP_ROLE}:{APP_PASSWORD}@127.0.0.1:{port}/{postgresql.info.dbname}"
-    for _ in range(50):
-        try:
-            psycopg.connect(url, connect_timeout=1).close()
-            break
-        except psycopg.OperationalError:
-            time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(10)
-    shutil.rmtree(workdir, ignore_errors=True)
-
-
-def test_the_api_through_pgbouncer_transaction_pooling(make_app, pgbouncer, app_database_url):
+def test_the_api_through_pgbouncer_transaction_pooling(pgbouncer, make_app, app_database_url):
     app = make_app(
         DATABASE_URL=pgbouncer,
         DATABASE_PGBOUNCER=True,

@@ -24,8 +24,14 @@ def health():
 @blp.alt_response(503, description="The database is unreachable or migrations are behind.")
 def ready():
     """Readiness: the database answers and the schema is at the head migration."""
-    with db.connection() as conn:
-        applied = store.applied_migrations(conn)
+    try:
+        with db.connection() as conn:
+            applied = store.applied_migrations(conn)
+    except Unavailable:
+        reason = db.get().reachability.reason  # a request sees only the pool's timeout
+        if reason is None:
+            raise
+        raise Unavailable(reason) from None
     pending = sorted(current_app.extensions["migrations"] - applied)
     if pending:
         raise Unavailable(f"migrations not applied: {', '.join(pending)}")

@@ -1,5 +1,5 @@
 """Data access for memberships: a user's role (owner, admin, member) in an organization. The
-database keeps every organization with an owner (migration 0015): a write that would leave one
+database keeps every organization with an owner (migration 0016): a write that would leave one
 without fails with LastOwner, naming the organizations."""
 
 import psycopg

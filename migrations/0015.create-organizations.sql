@@ -2,12 +2,14 @@
 -- between them and users: who belongs to which organization, as owner, admin or member. As for
 -- users, the checks mirror the API's validation, every row has a version (the API's ETag), and
 -- the application role may read and write both tables. The rule that an organization keeps an
--- owner is migration 0015's.
+-- owner is migration 0016's.
 
 CREATE TABLE organizations (
     id         bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     slug       text        NOT NULL,
     name       text        NOT NULL,
+    -- Counts the changes of one organization (the ETag): 2^31 of them will not happen.
+    -- squawk-ignore prefer-bigint-over-int
     version    integer     NOT NULL DEFAULT 1,
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
@@ -29,6 +31,8 @@ CREATE TABLE memberships (
     organization_id bigint      NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
     user_id         bigint      NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     role            text        NOT NULL,
+    -- Counts the changes of one membership (the ETag).
+    -- squawk-ignore prefer-bigint-over-int
     version         integer     NOT NULL DEFAULT 1,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
@@ -42,11 +46,11 @@ CREATE TABLE memberships (
 -- A user's memberships in organization order (their list, the organizations' `member` filter,
 -- and the cascade when a user is deleted); the primary key serves an organization's members.
 CREATE INDEX memberships_user_id_organization_id_idx ON memberships (user_id, organization_id);
--- An organization's owners, for the rule of 0015 (an organization may have many members).
+-- An organization's owners, for the rule of 0016 (an organization may have many members).
 CREATE INDEX memberships_owners_idx ON memberships (organization_id) WHERE role = 'owner';
 
 -- The organizations a list request's filters match (NULL: filter off), inlined into the
--- queries of sql/organizations.sql as users_matching (0013) is into those of users. The API
+-- queries of sql/organizations.sql as users_matching (0014) is into those of users. The API
 -- allows only a-z, 0-9 and - in a slug prefix, so it holds no LIKE wildcard.
 CREATE FUNCTION organizations_matching(slug_prefix text, created_after timestamptz,
                                        created_before timestamptz, member bigint)
@@ -72,7 +76,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON organizations, memberships TO dataservic
 COMMENT ON TABLE organizations IS 'Organizations of users; written only through the data service API.';
 COMMENT ON COLUMN organizations.slug IS 'The URL name: 3 to 63 of a-z, 0-9, -; unique.';
 COMMENT ON COLUMN organizations.version IS 'Incremented by every change; the API''s ETag.';
-COMMENT ON TABLE memberships IS 'Who belongs to which organization, and as what; an organization keeps at least one owner (0015).';
+COMMENT ON TABLE memberships IS 'Who belongs to which organization, and as what; an organization keeps at least one owner (0016).';
 COMMENT ON COLUMN memberships.id IS 'The membership''s number in change-feed events (entity_id); not in the API.';
 COMMENT ON COLUMN memberships.version IS 'Incremented by every change of the role; the membership''s ETag.';
 COMMENT ON FUNCTION organizations_matching(text, timestamptz, timestamptz, bigint) IS 'The organizations a list request''s filters match (NULL: filter off); inlined into the queries of sql/organizations.sql.';
