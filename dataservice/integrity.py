@@ -23,7 +23,7 @@ from .errors import Conflict, Invalid, LastOwner, NotFound, ServiceError
 Meaning = Callable[[psycopg.IntegrityError], ServiceError]
 
 _DECLARED: dict[str, Meaning] = {}
-_SUFFIXES = ("_pkey", "_key", "_fkey", "_check", "_excl")
+_SUFFIXES = ("_key", "_fkey", "_check", "_excl")
 
 
 def declare(**meanings: Meaning) -> None:
@@ -83,6 +83,8 @@ def _field(exc: psycopg.IntegrityError, name: str) -> str:
     if exc.diag.column_name:
         return exc.diag.column_name
     table = exc.diag.table_name or ""
+    if name == f"{table}_pkey":
+        return "id"
     for suffix in _SUFFIXES:
         if table and name.startswith(table + "_") and name.endswith(suffix):
             return name[len(table) + 1 : -len(suffix)] or "_schema"

@@ -63,3 +63,46 @@ def seed_users(
     if progress and copied % chunk:
         progress(copied % chunk)
     return copied
+
+
+def fake_organizations(count: int, *, start: int = 0, now: datetime | None = None) -> Iterator[tuple]:
+    """(slug, name, created_at, updated_at) rows, oldest first, spread over the year before
+    `now`; slugs `<last name>-<n>` are unique."""
+    now = now or datetime.now(UTC)
+    step = timedelta(days=365) / max(count, 1)
+    first_at = now - timedelta(days=365)
+    for i in range(start, start + count):
+        created = first_at + step * (i - start)
+        last = LAST[i % len(LAST)]
+        yield (f"{last}-{i}", f"{last.title()} & Co {i}", created, created)
+
+
+# Each seeded organization's members: an owner, an admin and three members, drawn from every
+# user by a stride (users[1 + (id * 5 + k * 9973) % n]), so memberships spread over all users.
+_SEED_MEMBERSHIPS = """
+WITH everyone AS (SELECT array_agg(id ORDER BY id) AS ids FROM users)
+INSERT INTO memberships (organization_id, user_id, role, created_at, updated_at)
+SELECT o.id,
+       everyone.ids[1 + (o.id * 5 + k * 9973) % cardinality(everyone.ids)],
+       CASE k WHEN 0 THEN 'owner' WHEN 1 THEN 'admin' ELSE 'member' END,
+       o.created_at, o.created_at
+  FROM organizations o, everyone, generate_series(0, 4) AS k
+ WHERE o.id > %s
+    ON CONFLICT DO NOTHING
+"""
+
+
+def seed_organizations(conn: psycopg.Connection, count: int, *, start: int = 0) -> int:
+    """COPYs `count` fake organizations, each with five members among the existing users, in
+    the caller's transaction (which must commit them: an organization needs its owner by then).
+    Writes no change-feed events, as seed_users does."""
+    after = conn.execute("SELECT coalesce(max(id), 0) FROM organizations").fetchone()
+    after = after[0] if isinstance(after, tuple) else next(iter(after.values()))
+    with conn.cursor().copy(
+        "COPY organizations (slug, name, created_at, updated_at) FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(["text", "text", "timestamptz", "timestamptz"])
+        for row in fake_organizations(count, start=start):
+            copy.write_row(row)
+    conn.execute(_SEED_MEMBERSHIPS, (after,))
+    return count

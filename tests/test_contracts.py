@@ -54,3 +54,36 @@ def test_sql_never_reads_the_password_hash_into_a_response():
         for columns in read_from_table + returned:
             if name != "get_credentials":
                 assert "password_hash" not in columns, name
+
+
+def test_the_database_knows_exactly_the_scopes_the_endpoints_require(app, db):
+    from dataservice import auth
+
+    in_database = {name for (name,) in db.execute("SELECT name FROM api_scopes").fetchall()}
+    assert in_database == set(auth.scopes(app))
+
+
+def test_every_event_type_the_sql_writes_is_declared(app):
+    from dataservice.store import events
+
+    written = set()
+    for path in SQL_DIR.glob("*.sql"):
+        for block in re.split(r"^-- name: ", path.read_text(), flags=re.MULTILINE)[1:]:
+            if "INSERT INTO events" in block:
+                written |= set(re.findall(r"'([a-z_]+\.[a-z_]+)'", block))
+    assert written == {"user.created"}  # the one-statement creates
+    assert written <= set(events.TYPES)
+    assert len(events.TYPES) == len(set(events.TYPES))
+
+
+def test_nothing_below_the_api_imports_the_api():
+    """api/ (HTTP) sits on the rest; where a lower layer reports upward it calls a hook."""
+    package = ROOT / "dataservice"
+    for path in package.rglob("*.py"):
+        relative = path.relative_to(package)
+        if relative.parts[0] in ("api", "__init__.py", "cli.py"):
+            continue  # api itself, the factory that wires it, and the command line
+        source = path.read_text()
+        imports = re.findall(r"^\s*(?:from|import) (\S+)", source, re.MULTILINE)
+        upward = [name for name in imports if re.match(r"(\.+|dataservice\.)api\b", name)]
+        assert not upward, f"{relative} imports {upward}"
