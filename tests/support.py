@@ -1,7 +1,11 @@
 """Helpers the tests share: the test server's address and valid request bodies."""
 
+import json
 import os
 import re
+import signal
+import urllib.error
+import urllib.request
 from urllib.parse import quote
 
 from flask.testing import FlaskClient
@@ -91,3 +95,27 @@ def find_secrets(text: str) -> list[str]:
     """The passwords, hashes and tokens in `text` (for checking logs)."""
     found = [m.group(0) for m in _SECRET_SHAPES.finditer(text)]
     return found + [password for password in PASSWORDS_USED if password in text]
+
+
+def request(url, body=None):
+    """(status, JSON body) of a GET, or of a POST of `body` as JSON, over real HTTP."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def stop(process, log_path) -> str:
+    """SIGTERM to a gunicorn the start_gunicorn fixture started; its output, once it exited 0."""
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+    output = log_path.read_text()
+    assert process.returncode == 0, output
+    return output
+
+
+def json_lines(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
