@@ -4,6 +4,7 @@ import json
 import os
 import re
 import signal
+import socket
 import urllib.error
 import urllib.request
 from urllib.parse import quote
@@ -119,3 +120,17 @@ def stop(process, log_path) -> str:
 
 def json_lines(output: str) -> list[dict]:
     return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def raw_request(port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Sends `data` as it is to 127.0.0.1:`port`; (status, headers with lower-case names,
+    body) of an answer that ends with the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(data)
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = dict((n.strip().lower(), v.strip()) for n, v in (h.split(":", 1) for h in lines))
+    return int(status_line.split()[1]), headers, body
