@@ -4,22 +4,120 @@ Each worker process builds the app and opens its own connection pool after the f
 closed when the worker exits, after gunicorn has finished the requests in flight.
 
 Logs: the app writes one JSON line per request to stdout, so gunicorn's access log is off (it
-would repeat each line in another format). gunicorn's own lines (boot, worker exit, timeouts)
-go to stderr, as JSON too.
+would repeat each line in another format). gunicorn's own lines (boot, worker exit, timeouts),
+Python warnings, errors the gevent hub reports and exceptions no code caught go to stderr, as
+JSON too: every line either stream carries is one JSON object.
+
+Errors the worker answers itself, before or around the app (a request line or header over the
+limits below, a malformed request, an exception escaping the app), are RFC 9457 problems like
+the app's, with a request id generated for them and logged with it.
 """
 
+import email.parser
+import io
 import json
 import logging
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
+import threading
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
 from gunicorn import glogging
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+# What both worker classes accept (gunicorn's defaults, stated here because the OpenAPI document's
+# maxLength values follow from them): a request line of at most 4094 bytes less its CRLF; at most
+# 100 header fields, each line at most 8190 bytes with its CRLF. Past them: 414 and 431.
+limit_request_line = 4094
+limit_request_fields = 100
+limit_request_field_size = 8190
+
+# The errors a worker answers itself, before the app or when an exception escapes it:
+# status -> (problem slug, title, detail). The detail never repeats the offending input.
+_PROBLEMS = {
+    400: ("bad-request", "Bad Request", "the request line or a header is not valid HTTP/1.1"),
+    414: (
+        "uri-too-long",
+        "URI Too Long",
+        f"the request line is longer than {limit_request_line} bytes",
+    ),
+    417: ("expectation-failed", "Expectation Failed", "the only Expect supported is 100-continue"),
+    431: (
+        "header-too-large",
+        "Request Header Fields Too Large",
+        f"a header line is longer than {limit_request_field_size} bytes, or there are more "
+        f"than {limit_request_fields} headers",
+    ),
+    500: ("internal-error", "Internal Server Error", "the service failed; quote the request_id"),
+    501: (
+        "not-implemented",
+        "Not Implemented",
+        "the request's Transfer-Encoding is not supported (send chunked or Content-Length)",
+    ),
+}
+
+
+class _Refused(ValueError):
+    """A request over a limit, refused with `status` (the gevent handler raises it)."""
+
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
+def _new_request_id() -> str:
+    return os.urandom(16).hex()  # the shape of the app's own (dataservice/observe.py)
+
+
+def _problem(status: int, request_id: str) -> tuple[str, list[tuple[str, str]], bytes]:
+    """The status line's text, the headers and the body of a worker's own problem answer."""
+    slug, title, detail = _PROBLEMS[status]
+    body = json.dumps(
+        {
+            "type": "urn:dataservice:problem:" + slug,
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "request_id": request_id,
+        },
+        separators=(",", ":"),
+    ).encode()
+    headers = [
+        ("Content-Type", "application/problem+json"),
+        ("Content-Length", str(len(body))),
+        ("X-Request-ID", request_id),
+        ("Connection", "close"),
+    ]
+    return f"{status} {title}", headers, body
+
+
+def _problem_response(status: int, request_id: str) -> bytes:
+    """The whole HTTP response, for a worker that writes to the socket itself."""
+    status_text, headers, body = _problem(status, request_id)
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    return f"HTTP/1.1 {status_text}\r\n{head}\r\n".encode("latin-1") + body
+
+
+def _log_answered(log, status: int, request_id: str, address, error=None) -> None:
+    """One line for an error a worker answered itself, with the request id it gave the client;
+    a 500 with its traceback. Not the request line or a header: they may hold anything."""
+    fields = {
+        "status": status,
+        "request_id": request_id,
+        "remote_addr": address[0] if isinstance(address, tuple) else None,
+        "error": type(error).__name__ if error is not None else None,
+    }
+    if status >= 500:
+        log.error("error handling request", exc_info=error, extra=fields)
+    else:
+        log.warning("request refused: %s", _PROBLEMS[status][0], extra=fields)
+
+
 # gevent: each worker serves many requests in one thread, switching whenever one waits on the
 # database (psycopg 3 cooperates with gevent by itself). Here it served ~25% more GETs/s than
 # gthread with less than half the p99 (docs/benchmarks.md). Password hashing, the one long CPU
@@ -30,25 +128,83 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 def _gevent_worker():
     """gunicorn's gevent worker with gevent's HTTP server (pywsgi) in place of gunicorn's
     request parser and response writer, which cost ~10% more CPU per request here
-    (docs/benchmarks.md). gunicorn's parser-based worker bounds two things pywsgi leaves open,
-    and the handler restores them: a keep-alive connection idle for `keepalive` seconds is
-    closed, and once the worker is stopping each response says Connection: close. Without them
-    one client's idle connections could hold every greenlet of a worker, and a graceful
-    shutdown would wait out its whole timeout for connections that send nothing more.
+    (docs/benchmarks.md). gunicorn's parser-based worker bounds things pywsgi leaves open, and
+    the handler restores them: a keep-alive connection idle for `keepalive` seconds is closed;
+    once the worker is stopping each response says Connection: close; the request line and
+    the headers are held to gunicorn's limits (above). Without them one client's idle
+    connections could hold every greenlet of a worker, a graceful shutdown would wait out its
+    whole timeout for connections that send nothing more, and the limits would depend on the
+    worker class. The errors pywsgi answers itself (bare status lines, logged as text with the
+    offending input, some with a traceback) are problems here, logged as JSON.
 
     Defined here, not in the package: gunicorn loads the worker class in the master, and
     importing the app there, before gevent patches the worker, would leave the pool's locks
     unpatched (the workers then hang)."""
     import gevent
+    import gevent.hub
+    from gevent import pywsgi
     from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
 
     class Handler(PyWSGIHandler):
         worker = None  # this process's worker, set as it starts
+        # (request line, header fields, header line), from the worker's config as it starts
+        limits = (limit_request_line, limit_request_fields, limit_request_field_size)
+        problem_id = None  # request id of the problem this connection is being answered with
 
         def read_requestline(self):
+            # A byte past the limit and its CRLF at most: read_request tells it is too long.
             with gevent.Timeout(self.worker.cfg.keepalive, False):
-                return super().read_requestline()
+                return self.rfile.readline(self.limits[0] + 3).decode("latin-1")
             return None  # idle for `keepalive` seconds: pywsgi closes the connection
+
+        def read_request(self, raw_requestline):
+            if len(raw_requestline.rstrip("\r\n")) > self.limits[0]:
+                raise _Refused(414)
+            return super().read_request(raw_requestline)
+
+        def MessageClass(self, rfile, *args):  # pywsgi's name
+            # pywsgi reads headers with http.client: 99 fields of 64 KiB at most, and a
+            # traceback printed past them. Read here within the limits, parsed as http.client
+            # parses them.
+            _, most_fields, longest = self.limits
+            lines = []
+            while True:
+                line = rfile.readline(longest + 1)
+                if len(line) > longest:
+                    raise _Refused(431)
+                if line in (b"\r\n", b"\n", b""):
+                    text = b"".join(lines).decode("latin-1")
+                    return email.parser.Parser(_class=pywsgi.OldMessage).parsestr(text)
+                lines.append(line)
+                if len(lines) > most_fields:
+                    raise _Refused(431)
+
+        def _handle_client_error(self, ex):
+            # pywsgi's hook for a request it cannot take: 400, or _Refused's status.
+            status = getattr(ex, "status", 400)
+            self.problem_id = _new_request_id()
+            _log_answered(self.worker.log, status, self.problem_id, self.client_address, ex)
+            return str(status), _problem_response(status, self.problem_id)
+
+        def handle_error(self, t, v, tb):
+            # An exception escaped the app: logged here rather than printed by the hub.
+            if not issubclass(t, gevent.GreenletExit):
+                self.problem_id = _new_request_id()
+                _log_answered(self.worker.log, 500, self.problem_id, self.client_address, v)
+            del tb
+            self._send_error_response_if_possible(500)
+
+        def _send_error_response_if_possible(self, error_code):
+            if self.response_length:  # the response has begun: only closing can tell
+                self.close_connection = True
+                return
+            status, headers, body = _problem(error_code, self.problem_id or _new_request_id())
+            self.close_connection = True
+            try:
+                self.start_response(status, headers)
+                self.write(body)
+            except OSError:
+                pass
 
         def start_response(self, status, headers, exc_info=None):
             if not self.worker.alive:  # stopping: this is the connection's last response
@@ -82,14 +238,71 @@ def _gevent_worker():
 
         def init_process(self):
             Handler.worker = self
+            Handler.limits = _request_limits(self.cfg)
+            # Errors the hub reports (a greenlet that died, a failed callback) as JSON lines,
+            # from every hub of the process, instead of tracebacks on stderr.
+            gevent.hub.Hub.print_exception = _log_hub_error
             super().init_process()
 
     return DataserviceGeventWorker
 
 
+def _request_limits(cfg) -> tuple[int, int, int]:
+    """gunicorn's limits as its own parser applies them: (request line, header fields, header
+    line); a value it reads as "no limit" is its largest here."""
+    line = cfg.limit_request_line if 0 < cfg.limit_request_line <= 8190 else 8190
+    fields = cfg.limit_request_fields if 0 < cfg.limit_request_fields <= 32768 else 32768
+    field_size = cfg.limit_request_field_size if cfg.limit_request_field_size > 0 else 8190
+    return line, fields, field_size
+
+
+def _log_hub_error(hub, context, kind, value, tb):
+    """gevent's Hub.print_exception, as one line on the "gevent.hub" logger."""
+    # Names only: a context's repr can hold request data (a greenlet's shows its arguments).
+    parts = context if isinstance(context, tuple) else (context,)
+    where = ", ".join(getattr(p, "__qualname__", type(p).__qualname__) for p in parts)
+    name = getattr(kind, "__name__", str(kind))
+    error = (kind, value, tb) if value is not None else None
+    logging.getLogger("gevent.hub").error("%s failed with %s", where, name, exc_info=error)
+
+
+def _gthread_worker():
+    """gunicorn's gthread worker, answering what it cannot parse, and an exception escaping the
+    app, as problems (gunicorn's own answer is an HTML page naming the offending input, which
+    its log line repeats). Statuses as gunicorn chooses them."""
+    from gunicorn.http import errors
+    from gunicorn.util import write_nonblock
+    from gunicorn.workers.gthread import ThreadWorker
+
+    statuses = (
+        # headers the app sent are its fault (they subclass two client errors: listed first)
+        ((errors.InvalidResponseHeader, errors.InvalidResponseHeaderName), 500),
+        (errors.LimitRequestLine, 414),
+        (errors.LimitRequestHeaders, 431),
+        (errors.ExpectationFailed, 417),
+        (errors.UnsupportedTransferCoding, 501),
+        (errors.ConfigurationProblem, 500),
+        (errors.ParseException, 400),
+    )
+
+    class DataserviceThreadWorker(ThreadWorker):
+        def handle_error(self, req, client, addr, exc):
+            status = next((s for kind, s in statuses if isinstance(exc, kind)), 500)
+            request_id = _new_request_id()
+            _log_answered(self.log, status, request_id, addr, exc)
+            try:
+                write_nonblock(client, _problem_response(status, request_id))
+            except Exception:
+                self.log.debug("Failed to send error message.")
+
+    return DataserviceThreadWorker
+
+
 worker_class = os.environ.get("WEB_WORKER_CLASS", "gevent")
 if worker_class == "gevent":
     worker_class = _gevent_worker()
+elif worker_class == "gthread":
+    worker_class = _gthread_worker()
 workers = int(os.environ.get("WEB_WORKERS", multiprocessing.cpu_count()))
 threads = int(os.environ.get("WEB_THREADS", "4"))
 # gevent: requests one worker takes at once; beyond its pool they wait for a connection (at most
@@ -108,6 +321,10 @@ preload_app = False
 control_socket_disable = True
 
 
+# Attributes every LogRecord has; any other came from `extra=` and is written out.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+
+
 class _JsonFormatter(logging.Formatter):
     """The shape of the app's lines (dataservice/logs.py), without importing the app here."""
 
@@ -120,9 +337,13 @@ class _JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "pid": record.process,
         }
-        if record.exc_info:
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD:
+                line[key] = value
+        if record.exc_info and record.exc_info[0] is not None:
+            line["error"] = record.exc_info[0].__name__
             line["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(line, separators=(",", ":"))
+        return json.dumps(line, separators=(",", ":"), default=str)
 
 
 class JsonLogger(glogging.Logger):
@@ -137,7 +358,98 @@ class JsonLogger(glogging.Logger):
 logger_class = JsonLogger
 
 
+def _log_warning(message, category, filename, lineno, file=None, line=None):
+    logging.getLogger("py.warnings").warning(
+        "%s: %s (%s:%s)", category.__name__, message, filename, lineno
+    )
+
+
+def _log_uncaught(kind, value, tb):
+    logging.getLogger("uncaught").critical("uncaught %s", kind.__name__, exc_info=(kind, value, tb))
+
+
+def _log_uncaught_in_thread(args):
+    if args.exc_type is not SystemExit:  # as threading's own hook: a thread may exit so
+        logging.getLogger("uncaught").critical(
+            "uncaught %s in thread %s",
+            args.exc_type.__name__,
+            getattr(args.thread, "name", None),
+            exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        )
+
+
+def _log_unraisable(unraisable):
+    logging.getLogger("uncaught").error(
+        "%s %s",
+        unraisable.err_msg or "Exception ignored in",
+        type(unraisable.object).__qualname__,  # the type only: its repr may hold data
+        exc_info=(unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback),
+    )
+
+
+class _StrayText(io.TextIOBase):
+    """sys.stderr for code that writes text there rather than log (gunicorn prints a failed
+    worker's exception after logging it): each line becomes a record of the "stderr" logger.
+    A line that is a JSON object already passes as it is."""
+
+    def __init__(self, stream):
+        self._stream = stream  # the real stderr
+        self._partial = ""
+        self._writing = False
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._line(line)
+        return len(text)
+
+    def flush(self):
+        if self._partial:
+            self._line(self._partial)
+            self._partial = ""
+        self._stream.flush()
+
+    def _line(self, line):
+        if line.startswith("{") and line.endswith("}"):
+            self._stream.write(line + "\n")
+        elif line.strip() and not self._writing:  # a failing handler reports to stderr too
+            self._writing = True
+            try:
+                logging.getLogger("stderr").error("%s", line)
+            finally:
+                self._writing = False
+
+    def fileno(self):
+        return self._stream.fileno()
+
+
+def _everything_through_logging() -> None:
+    """What Python or a library would print to stderr as text goes through logging as JSON
+    lines on stderr, in the master and (inherited through the fork) the workers: warnings,
+    exceptions no code caught (in any thread, or ignored in a finalizer), the gevent hub's
+    reports (see _gevent_worker), records of loggers with no handler (logging's last resort),
+    and text written to sys.stderr. (Output written to file descriptor 2 by C code bypasses
+    this: Python's fatal errors, a library's fprintf.)"""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter())
+    for name in ("py.warnings", "uncaught", "gevent.hub", "stderr"):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.propagate = False  # not also to the app's handler on stdout
+    logging.lastResort = handler
+    warnings.showwarning = _log_warning
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
+    sys.unraisablehook = _log_unraisable
+    sys.stderr = _StrayText(sys.stderr)
+
+
 def on_starting(server):
+    _everything_through_logging()
     # Metrics (prometheus_client multiprocess mode): every worker writes its samples to files in
     # this directory and a scrape adds them up. Workers inherit it; it must start empty.
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")

@@ -71,8 +71,14 @@ class Hasher:
         return self._verify_argon2(password_hash, password)
 
     def _verify_argon2(self, password_hash: str, password: str) -> bool:
+        # The mismatch is caught inside the task, not around it: gevent's thread pool reports
+        # every exception a task raises as an error (a traceback on stderr), and a wrong
+        # password is an answer.
+        return self._run(self._argon2_matches, password_hash, password)
+
+    def _argon2_matches(self, password_hash: str, password: str) -> bool:
         try:
-            return self._run(self._hasher.verify, password_hash, password)
+            return self._hasher.verify(password_hash, password)
         except (VerificationError, InvalidHashError):
             return False
 

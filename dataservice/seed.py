@@ -65,7 +65,9 @@ def seed_users(
     return copied
 
 
-def fake_organizations(count: int, *, start: int = 0, now: datetime | None = None) -> Iterator[tuple]:
+def fake_organizations(
+    count: int, *, start: int = 0, now: datetime | None = None
+) -> Iterator[tuple]:
     """(slug, name, created_at, updated_at) rows, oldest first, spread over the year before
     `now`; slugs `<last name>-<n>` are unique."""
     now = now or datetime.now(UTC)

@@ -4,8 +4,10 @@ names; `make test` provides one)."""
 
 import hashlib
 import logging
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -32,9 +34,11 @@ from .support import (
     AuthorizedClient,
     find_secrets,
     register_test_client,
+    request,
     url_for_database,
 )
 
+ROOT = Path(__file__).parent.parent
 # One database name per checkout, so two clones can run their suites on one server at once.
 _DBNAME = "ds_test_" + hashlib.sha256(str(Path(__file__).resolve()).encode()).hexdigest()[:8]
 
@@ -244,3 +248,59 @@ pidfile = {workdir}/pgbouncer.pid
     process.terminate()
     process.wait(10)
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def start_gunicorn(database_url, tmp_path):
+    """Starts `gunicorn -c gunicorn.conf.py APP` (APP wsgi:app unless given; two workers) on a
+    free port with extra environment; returns (base URL, process, path of its output). Both
+    streams go to that file unless `stderr_path` names one for stderr."""
+    started = []
+
+    def start(app="wsgi:app", stderr_path=None, **env):
+        workers = int(env.get("WEB_WORKERS", 2))
+        port = free_port()
+        log_path = tmp_path / f"gunicorn-{port}.log"
+        # Files, not pipes, so that output never blocks.
+        log = log_path.open("w")
+        errors = stderr_path.open("w") if stderr_path else subprocess.STDOUT
+        process = subprocess.Popen(
+            [Path(sys.executable).parent / "gunicorn", "-c", "gunicorn.conf.py", app],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "DATABASE_URL": database_url,
+                "PORT": str(port),
+                "WEB_WORKERS": str(workers),
+                **{k: str(v) for k, v in FAST_ARGON2.items()},
+                **env,
+            },
+            stdout=log,
+            stderr=errors,
+        )
+        log.close()
+        if stderr_path:
+            errors.close()
+        started.append(process)
+        base = f"http://127.0.0.1:{port}"
+        gunicorn_lines = stderr_path or log_path
+        deadline = time.monotonic() + 20
+        # Every worker booted and one answering.
+        while True:
+            try:
+                booted = gunicorn_lines.read_text().count("Booting worker") >= workers
+                if booted and request(base + "/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail("gunicorn did not start:\n" + gunicorn_lines.read_text())
+            time.sleep(0.1)
+        return base, process, log_path
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -1,8 +1,13 @@
 """Helpers the tests share: the test server's address and valid request bodies."""
 
+import json
 import os
 import re
+import signal
+import socket
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
@@ -111,3 +116,41 @@ def one_error_line(exit_code: int, stdout: str, stderr: str, *secrets: str) -> s
     assert len(lines) == 1, stderr
     assert lines[0].startswith("Error: ")
     return lines[0]
+
+
+def request(url, body=None):
+    """(status, JSON body) of a GET, or of a POST of `body` as JSON, over real HTTP."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def stop(process, log_path) -> str:
+    """SIGTERM to a gunicorn the start_gunicorn fixture started; its output, once it exited 0."""
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+    output = log_path.read_text()
+    assert process.returncode == 0, output
+    return output
+
+
+def json_lines(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def raw_request(port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Sends `data` as it is to 127.0.0.1:`port`; (status, headers with lower-case names,
+    body) of an answer that ends with the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(data)
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = dict((n.strip().lower(), v.strip()) for n, v in (h.split(":", 1) for h in lines))
+    return int(status_line.split()[1]), headers, body

@@ -3,7 +3,6 @@ engine runs here)."""
 
 import http.client
 import json
-import os
 import re
 import shutil
 import signal
@@ -21,88 +20,10 @@ import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from .support import AUTHORIZATION, FAST_ARGON2, new_user
+from .support import AUTHORIZATION, json_lines, new_user, request, stop
 
 ROOT = Path(__file__).parent.parent
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def request(url, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        return error.code, json.load(error)
-
-
-@pytest.fixture
-def start_gunicorn(database_url, tmp_path):
-    """Starts `gunicorn -c gunicorn.conf.py wsgi:app` (two workers) on a free port with extra
-    environment; returns (base URL, process, path of its combined output)."""
-    started = []
-
-    def start(**env):
-        workers = int(env.get("WEB_WORKERS", 2))
-        port = free_port()
-        log_path = tmp_path / f"gunicorn-{port}.log"
-        log = log_path.open("w")
-        process = subprocess.Popen(
-            [Path(sys.executable).parent / "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT,
-            env={
-                **os.environ,
-                "DATABASE_URL": database_url,
-                "PORT": str(port),
-                "WEB_WORKERS": str(workers),
-                **{k: str(v) for k, v in FAST_ARGON2.items()},
-                **env,
-            },
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        started.append(process)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        # Every worker booted and one answering; a file, not a pipe, so output never blocks.
-        while True:
-            try:
-                booted = log_path.read_text().count("Booting worker") >= workers
-                if booted and request(base + "/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                pytest.fail("gunicorn did not start:\n" + log_path.read_text())
-            time.sleep(0.1)
-        return base, process, log_path
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
-def stop(process, log_path) -> str:
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
-    output = log_path.read_text()
-    assert process.returncode == 0, output
-    return output
-
-
-def json_lines(output: str) -> list[dict]:
-    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 
 
 def test_gunicorn_serves_the_app_and_stops_cleanly_on_sigterm(start_gunicorn):
