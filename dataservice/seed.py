@@ -85,7 +85,7 @@ _SEED_MEMBERSHIPS = """
 WITH everyone AS (SELECT array_agg(id ORDER BY id) AS ids FROM users)
 INSERT INTO memberships (organization_id, user_id, role, created_at, updated_at)
 SELECT o.id,
-       everyone.ids[1 + (o.id * 5 + k * 9973) % cardinality(everyone.ids)],
+       everyone.ids[1 + (o.id * 5 + k * 9973) %% cardinality(everyone.ids)],
        CASE k WHEN 0 THEN 'owner' WHEN 1 THEN 'admin' ELSE 'member' END,
        o.created_at, o.created_at
   FROM organizations o, everyone, generate_series(0, 4) AS k

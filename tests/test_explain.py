@@ -1,6 +1,8 @@
-"""The EXPLAIN gate: every named query in sql/ is planned against 100,000 users and events, and
-fails on a sequential scan of a large table or a high estimated cost, unless the allow-list below
-says why. A new query cannot land without sample parameters here, so none lands unplanned."""
+"""The EXPLAIN gate: every named query in sql/ is planned against every table of the service
+filled to a realistic volume (SEEDS: 100,000 users, 20,000 organizations with 100,000
+memberships, 100,000 events and idempotency keys, ...), and fails on a sequential scan of a large
+table or a high estimated cost, unless the allow-list below says why. A new query cannot land
+without sample parameters here, nor a new table without its seed, so none lands unplanned."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -9,14 +11,49 @@ import pytest
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from dataservice import auth
 from dataservice.queries import queries
-from dataservice.seed import SEEDED_HASH, seed_users
+from dataservice.seed import SEEDED_HASH, seed_organizations, seed_users
 
 from .support import url_for_database
 
 ROWS = 100_000
-LARGE_TABLES = {"users", "events", "idempotency_keys"}
+ORGANIZATIONS = 20_000  # five members each: 100,000 memberships
 MAX_COST = 2_000  # a sequential scan of 100,000 users costs about 2,300 here
+
+
+def _events(conn):
+    conn.execute(
+        "INSERT INTO events (type, entity, entity_id, data, occurred_at) "
+        "SELECT 'user.created', 'user', id, '{}'::jsonb, created_at FROM users"
+    )
+
+
+def _idempotency_keys(conn):
+    conn.execute(
+        "INSERT INTO idempotency_keys (client, key, request_hash, expires_at) "
+        "SELECT 'c', 'k' || i, 'x', now() + interval '1 day' FROM generate_series(1, %s) i",
+        (ROWS,),
+    )
+
+
+def _api_clients(conn):
+    with conn.cursor().copy("COPY api_clients (name, token_hash, scopes) FROM STDIN") as copy:
+        for i in range(1_000):
+            copy.write_row((f"client-{i}", auth.token_hash(f"token-{i}"), ["users:read"]))
+
+
+# Every table of the service, and how it is filled (in this order); None: its migrations fill it.
+SEEDS = {
+    "users": lambda conn: seed_users(conn, ROWS),
+    "organizations": lambda conn: seed_organizations(conn, ORGANIZATIONS),
+    "memberships": None,  # seed_organizations: five per organization
+    "events": _events,
+    "idempotency_keys": _idempotency_keys,
+    "api_clients": _api_clients,
+    "api_scopes": None,  # a lookup table: the scopes, from the migrations
+}
+LARGE_TABLES = {"users", "organizations", "memberships", "events", "idempotency_keys"}
 NOW = datetime.now(UTC)
 NO_FILTERS = {
     "email": None,
@@ -25,6 +62,8 @@ NO_FILTERS = {
     "created_after": None,
     "created_before": None,
 }
+
+ORG_FILTERS = {"slug_prefix": None, "created_after": None, "created_before": None, "member": None}
 
 # Query name -> the parameter sets to plan it with (several where filters change the plan).
 SAMPLES = {
@@ -45,7 +84,8 @@ SAMPLES = {
     "users.update_user": [{"user_id": 50_000, "email": None, "username": "x_y", "versions": [1]}],
     "users.update_password_hash": [{"user_id": 1, "password_hash": SEEDED_HASH, "versions": None}],
     "users.rehash_password": [{"user_id": 1, "old_hash": SEEDED_HASH, "new_hash": SEEDED_HASH}],
-    "users.delete_user": [{"user_id": 1, "versions": None}],
+    "users.lock_user": [{"user_id": 1}],
+    "users.delete_user": [{"user_id": 1}],
     "users.list_users_by_id": [
         {**NO_FILTERS, "after_id": None, "limit": 51},
         {**NO_FILTERS, "after_id": 90_000, "limit": 51},
@@ -106,6 +146,63 @@ SAMPLES = {
     "clients.list_clients": [{}],
     "clients.revoke_client": [{"name": "n"}],
     "health.applied_migrations": [{}],
+    "organizations.create_organization": [{"slug": "new-one", "name": "New"}],
+    "organizations.get_organization": [{"organization_id": 10_000}],
+    "organizations.get_organization_by_slug": [{"slug": "adams-0"}],
+    "organizations.get_organization_version": [{"organization_id": 10_000}],
+    "organizations.lock_organization": [{"organization_id": 10_000}],
+    "organizations.update_organization": [
+        {"organization_id": 10_000, "slug": None, "name": "Renamed", "versions": [1]}
+    ],
+    "organizations.delete_organization": [{"organization_id": 10_000}],
+    "organizations.list_organizations_by_id": [
+        {**ORG_FILTERS, "after_id": None, "limit": 51},
+        {**ORG_FILTERS, "after_id": 15_000, "limit": 51},
+        {**ORG_FILTERS, "after_id": None, "slug_prefix": "silva-1", "limit": 51},
+        {**ORG_FILTERS, "after_id": None, "member": 4_242, "limit": 51},
+        {**ORG_FILTERS, "after_id": 100, "member": 4_242, "limit": 51},
+    ],
+    "organizations.list_organizations_by_id_desc": [
+        {**ORG_FILTERS, "after_id": None, "limit": 51},
+        {**ORG_FILTERS, "after_id": None, "member": 4_242, "limit": 51},
+    ],
+    "organizations.list_organizations_by_created_at": [
+        {**ORG_FILTERS, "after_created_at": None, "after_id": None, "limit": 51},
+        {
+            **ORG_FILTERS,
+            "after_created_at": NOW - timedelta(days=100),
+            "after_id": 14_000,
+            "created_before": NOW - timedelta(days=20),
+            "limit": 51,
+        },
+    ],
+    "organizations.list_organizations_by_created_at_desc": [
+        {**ORG_FILTERS, "after_created_at": None, "after_id": None, "limit": 51},
+    ],
+    "organizations.count_organizations": [
+        ORG_FILTERS,
+        {**ORG_FILTERS, "slug_prefix": "silva-1"},
+        {**ORG_FILTERS, "member": 4_242},
+    ],
+    "memberships.add_membership": [{"organization_id": 7, "user_id": 9, "role": "member"}],
+    "memberships.get_membership": [{"organization_id": 7, "user_id": 9}],
+    "memberships.lock_membership": [{"organization_id": 7, "user_id": 9}],
+    "memberships.get_membership_version": [{"organization_id": 7, "user_id": 9}],
+    "memberships.parents_exist": [{"organization_id": 7, "user_id": 9}],
+    "memberships.update_role": [{"organization_id": 7, "user_id": 9, "role": "admin"}],
+    "memberships.remove_membership": [{"organization_id": 7, "user_id": 9, "versions": None}],
+    "memberships.memberships_of_organization": [{"organization_id": 7}],
+    "memberships.memberships_of_user": [{"user_id": 4_242}],
+    "memberships.list_members": [
+        {"organization_id": 7, "role": None, "after_user_id": None, "limit": 51},
+        {"organization_id": 7, "role": "owner", "after_user_id": 3, "limit": 51},
+    ],
+    "memberships.count_members": [{"organization_id": 7, "role": None}],
+    "memberships.list_memberships_of_user": [
+        {"user_id": 4_242, "role": None, "after_organization_id": None, "limit": 51},
+        {"user_id": 4_242, "role": "member", "after_organization_id": 100, "limit": 51},
+    ],
+    "memberships.count_memberships_of_user": [{"user_id": 4_242, "role": None}],
     "replica.replayed_position": [{}],
     "replica.has_replayed": [{"lsn": "0/0"}],
     "replica.current_lsn": [{}],
@@ -115,6 +212,7 @@ SAMPLES = {
 ALLOWED = {
     # count=exact reads every matching row by definition; clients opt in to paying for it.
     ("users.count_users", 0): "counts all users",
+    ("organizations.count_organizations", 0): "counts all organizations",
     # A deep-filtered type scan reads the feed past events of other types until it has a page.
     ("events.list_events", 1): "type filter over a mostly-other-type feed",
 }
@@ -134,16 +232,9 @@ def planned_db(postgresql_noproc):
             )
         )
     with psycopg.connect(url_for_database(name)) as conn:
-        seed_users(conn, ROWS)
-        conn.execute(
-            "INSERT INTO events (type, entity, entity_id, data, occurred_at) "
-            "SELECT 'user.created', 'user', id, '{}'::jsonb, created_at FROM users"
-        )
-        conn.execute(
-            "INSERT INTO idempotency_keys (client, key, request_hash, expires_at) "
-            "SELECT 'c', 'k' || i, 'x', now() + interval '1 day' FROM generate_series(1, %s) i",
-            (ROWS,),
-        )
+        for seed in SEEDS.values():
+            if seed is not None:
+                seed(conn)
         conn.commit()
         conn.autocommit = True
         conn.execute("ANALYZE")
@@ -167,6 +258,22 @@ def nodes(plan: dict):
     yield plan
     for child in plan.get("Plans", []):
         yield from nodes(child)
+
+
+def test_every_table_is_seeded_and_large_ones_are_large(planned_db):
+    tables = {
+        name
+        for (name,) in planned_db.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            " AND tablename NOT LIKE '%yoyo%'"
+        ).fetchall()
+    }
+    assert tables == set(SEEDS), f"a table without a seed, or a seed without a table: {SEEDS}"
+    for table in LARGE_TABLES:
+        counted = planned_db.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+        ).fetchone()[0]
+        assert counted >= 10_000, (table, counted)
 
 
 def test_every_query_has_sample_parameters():
