@@ -51,7 +51,10 @@ CREATE INDEX memberships_owners_idx ON memberships (organization_id) WHERE role 
 
 -- The organizations a list request's filters match (NULL: filter off), inlined into the
 -- queries of sql/organizations.sql as users_matching (0014) is into those of users. The API
--- allows only a-z, 0-9 and - in a slug prefix, so it holds no LIKE wildcard.
+-- allows only a-z, 0-9 and - in a slug prefix, so it holds no LIKE wildcard. `member` reads the
+-- user's organizations once (an uncorrelated ARRAY, planned as an InitPlan) and then fetches
+-- them by primary key: an EXISTS under the OR could not become a join, and the planner would
+-- test every organization in turn.
 CREATE FUNCTION organizations_matching(slug_prefix text, created_after timestamptz,
                                        created_before timestamptz, member bigint)
     RETURNS SETOF organizations
@@ -62,9 +65,10 @@ AS $$
      WHERE (slug_prefix IS NULL OR organizations.slug LIKE slug_prefix || '%')
        AND (created_after IS NULL OR organizations.created_at > created_after)
        AND (created_before IS NULL OR organizations.created_at < created_before)
-       AND (member IS NULL OR EXISTS (SELECT FROM memberships
-                                       WHERE memberships.organization_id = organizations.id
-                                         AND memberships.user_id = member))
+       AND (member IS NULL
+            OR organizations.id = ANY (ARRAY(SELECT memberships.organization_id
+                                               FROM memberships
+                                              WHERE memberships.user_id = member)))
 $$;
 
 INSERT INTO api_scopes (name, description) VALUES
