@@ -7,7 +7,7 @@ from flask import Flask
 from . import api, auth, db, logs, metrics, notifier, observe, replica
 from . import config as config_module
 from .api import idempotency, problems
-from .api.converters import BigintConverter, bigint_schema
+from .api.converters import BigintConverter, SlugConverter, bigint_schema, slug_schema
 from .jsonprovider import OrjsonProvider
 from .openapi import ServiceApi
 from .passwords import Hasher
@@ -61,9 +61,10 @@ def create_app(config: dict | None = None) -> Flask:
     auth.init_app(app)  # after observe: a 401 still gets its request id and log line
     replica.init_app(app)
 
-    app.url_map.converters["bigint"] = BigintConverter
+    app.url_map.converters.update(bigint=BigintConverter, slug=SlugConverter)
     spec = ServiceApi(app)
     spec.register_converter(BigintConverter, bigint_schema)
+    spec.register_converter(SlugConverter, slug_schema)
     for blueprint in api.blueprints():  # every module of api/ that defines `blp`
         if isinstance(blueprint, api.parsing.Blueprint):
             spec.register_blueprint(blueprint)

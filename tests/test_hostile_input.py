@@ -44,9 +44,16 @@ def send(client, method, path, body):
 
 
 def snapshot(db):
-    return db.execute(
-        "SELECT id, email, username, password_hash, version FROM users ORDER BY id"
-    ).fetchall(), db.execute("SELECT count(*) FROM events").fetchone()[0]
+    return (
+        db.execute(
+            "SELECT id, email, username, password_hash, version FROM users ORDER BY id"
+        ).fetchall(),
+        db.execute("SELECT id, slug, name, version FROM organizations ORDER BY id").fetchall(),
+        db.execute(
+            "SELECT organization_id, user_id, role, version FROM memberships ORDER BY 1, 2"
+        ).fetchall(),
+        db.execute("SELECT count(*) FROM events").fetchone()[0],
+    )
 
 
 def assert_safe(response, db, before, sent=None, field=None):
@@ -54,13 +61,17 @@ def assert_safe(response, db, before, sent=None, field=None):
     if response.status_code >= 400:
         assert response.mimetype == "application/problem+json"
         assert snapshot(db) == before
-    elif sent is not None and field in ("email", "username"):
+    elif sent is not None and field in ("email", "username", "slug", "name"):
         assert response.get_json()[field] == sent
 
 
 @pytest.fixture
 def existing(client):
-    return client.post("/api/v1/users", json=new_user(0)).get_json()
+    """A user who owns the organization `acme` (id 1)."""
+    user = client.post("/api/v1/users", json=new_user(0)).get_json()
+    body = {"slug": "acme", "name": "Acme", "owner_id": user["id"]}
+    assert client.post("/api/v1/organizations", json=body).status_code == 201
+    return user
 
 
 @pytest.mark.parametrize("field", USER_FIELDS)
@@ -95,6 +106,32 @@ def test_verify_credentials_fields(client, db, existing, field):
         assert response.status_code != 200
 
 
+@pytest.mark.parametrize("field", ["slug", "name", "owner_id"])
+def test_organization_fields(client, db, existing, field):
+    for value in HOSTILE:
+        body = {"slug": "hostile", "name": "Hostile", "owner_id": existing["id"], field: value}
+        before = snapshot(db)
+        response = send(client, "POST", "/api/v1/organizations", body)
+        assert_safe(response, db, before, value, field)
+        if response.status_code == 201:
+            client.delete(response.headers["Location"])
+        if field != "owner_id":
+            response = send(client, "PATCH", "/api/v1/organizations/1", {field: value})
+            assert_safe(response, db, before, value, field)
+            if response.status_code == 200:
+                send(client, "PATCH", "/api/v1/organizations/1", {"slug": "acme", "name": "Acme"})
+
+
+def test_membership_fields(client, db, existing):
+    other = client.post("/api/v1/users", json=new_user(1)).get_json()
+    before = snapshot(db)
+    for value in HOSTILE:
+        for url in (f"/api/v1/organizations/1/members/{other['id']}", "/api/v1/organizations/1"):
+            response = send(client, "PUT", url, {"role": value})
+            assert_safe(response, db, before)
+            assert response.status_code >= 400
+
+
 PATH_VALUES = [
     "'; DROP TABLE users; --",
     "%00",
@@ -119,6 +156,12 @@ PATH_VALUES = [
         "/api/v1/users/by-username/{}",
         "/api/v1/users/by-email/{}",
         "/api/v1/users/{}/password",
+        "/api/v1/users/{}/memberships",
+        "/api/v1/organizations/{}",
+        "/api/v1/organizations/by-slug/{}",
+        "/api/v1/organizations/{}/members",
+        "/api/v1/organizations/{}/members/1",
+        "/api/v1/organizations/1/members/{}",
     ],
 )
 def test_path_parameters(client, db, existing, template):
@@ -142,11 +185,24 @@ QUERY_PARAMS = [
 ]
 
 
-def test_list_query_parameters(client, db, existing):
-    for param in QUERY_PARAMS:
+LISTS = {
+    "/api/v1/users": QUERY_PARAMS,
+    "/api/v1/organizations": [
+        *("limit", "cursor", "sort", "count", "slug_prefix", "created_after", "created_before"),
+        "member",
+    ],
+    "/api/v1/organizations/1/members": ["limit", "cursor", "sort", "count", "role"],
+    "/api/v1/users/1/memberships": ["limit", "cursor", "sort", "count", "role"],
+}
+
+
+@pytest.mark.parametrize("list_url", LISTS)
+def test_list_query_parameters(client, db, existing, list_url):
+    for param in LISTS[list_url]:
         for value in [*PATH_VALUES, "", "1" * 100]:
-            response = client.get(f"/api/v1/users?{param}={value}")
+            response = client.get(f"{list_url}?{param}={value}")
             assert response.status_code in (200, 400, 422), (param, value)
+            assert response.mimetype in ("application/json", "application/problem+json")
 
 
 @pytest.mark.parametrize(
@@ -174,6 +230,9 @@ def test_raw_bodies(client, db, existing, raw, content_type):
         ("PUT", "/api/v1/users/1/password"),
         ("POST", "/api/v1/users/verify-credentials"),
         ("POST", "/api/v1/batch"),
+        ("POST", "/api/v1/organizations"),
+        ("PATCH", "/api/v1/organizations/1"),
+        ("PUT", "/api/v1/organizations/1/members/1"),
     ]:
         response = client.open(path, method=method, data=raw, content_type=content_type)
         assert_safe(response, db, before)
@@ -188,6 +247,8 @@ def test_batch_operation_fields(client, db, existing):
             {"method": "POST", "path": value, "body": new_user(5)},
             {"method": "POST", "path": "/api/v1/users", "body": value},
             {"method": "POST", "path": "/api/v1/users", "body": new_user(5), "headers": value},
+            {"method": "DELETE", "path": f"/api/v1/users/${{{value}}}"},
+            {"method": "PATCH", "path": "/api/v1/users/1", "body": {"username": {"$ref": value}}},
         ):
             if operation.get("headers", "absent") == {}:
                 continue  # an empty header map is valid

@@ -23,3 +23,19 @@ class BigintConverter(BaseConverter):
 
 def bigint_schema(converter: BigintConverter) -> dict:
     return {"type": "integer", "format": "int64", "minimum": 1, "maximum": BIGINT_MAX}
+
+
+class SlugConverter(BaseConverter):
+    """An organization's slug: 3 to 63 of a-z, 0-9 and -. Anything else cannot name one, so it
+    does not match the route (a 404), and never reaches the database (which refuses NUL)."""
+
+    regex = r"[a-z0-9-]{3,63}"
+
+
+def slug_schema(converter: SlugConverter) -> dict:
+    return {
+        "type": "string",
+        "pattern": f"^{SlugConverter.regex}$",
+        "minLength": 3,
+        "maxLength": 63,
+    }

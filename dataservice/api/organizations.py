@@ -73,7 +73,7 @@ def get_organization(organization_id):
         return ORGANIZATIONS.read(store.get(conn, organization_id))
 
 
-@blp.route("/by-slug/<slug>", methods=["GET"])
+@blp.route("/by-slug/<slug:slug>", methods=["GET"])
 @requires("organizations:read")
 @blp.response(200, OrganizationOut, headers=ETAG_HEADER)
 @blp.alt_response(304, description="Unchanged since the If-None-Match version.")
