@@ -12,7 +12,10 @@ documented right without listing them:
 - a path with parameters (`/users/{user_id}`): 404;
 - an operation that uses the database: 503 with Retry-After. Mark a view that never touches
   the database with `@touches_no_database` (below `@blp.route`);
-- a secured operation (`@auth.requires`): 401, and 403 when it needs scopes.
+- a secured operation (`@auth.requires`): 401, and 403 when it needs scopes;
+- a GET whose answer carries an ETag (api/resource.py): 304 and the If-None-Match header;
+- a PUT, PATCH or DELETE of one item (a path with parameters): 412 and the If-Match header
+  (every such write is conditional, through api/resource.py's if_match()).
 
 Every error status a view declares itself (`@blp.alt_response(409, description=...)`) gets the
 problem body too, so a description is all a view has to give.
@@ -51,6 +54,36 @@ def touches_no_database(view):
     return SmorestBlueprint.doc(**{_NO_DATABASE: True})(view)
 
 
+_IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "description": "An ETag you hold: a 304 without a body while it is still current.",
+    "schema": {"type": "string"},
+}
+_IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "description": 'The ETag ("<version>") you read: a 412 and no change if it is no longer '
+    "current. Without it the last writer wins.",
+    "schema": {"type": "string"},
+}
+
+
+def _conditional(method: str, operation: dict, has_path_parameters: bool) -> None:
+    """Documents an operation's conditional requests: the header and the status it answers."""
+    responses = operation["responses"]
+    ok = responses.get(200) or responses.get("200") or {}
+    if method == "get" and "ETag" in (ok.get("headers") or {}):
+        header, code, description = _IF_NONE_MATCH, 304, "Unchanged since that ETag."
+    elif method in ("put", "patch", "delete") and has_path_parameters:
+        header, code, description = _IF_MATCH, 412, "If-Match names a version no longer current."
+    else:
+        return
+    operation.setdefault("parameters", []).append(dict(header))
+    if str(code) not in {str(declared) for declared in responses}:
+        responses[code] = {"description": description}
+
+
 class OperationDefaults(BasePlugin):
     """Adds an operationId and the problem responses to each operation (see the module
     docstring)."""
@@ -73,6 +106,7 @@ class OperationDefaults(BasePlugin):
                 codes.append(404)
             if not operation.pop(_NO_DATABASE, False):
                 codes.append(503)
+            _conditional(method, operation, has_path_parameters)
             if "security" in operation:  # set by @auth.requires
                 codes.append(401)
                 if any(

@@ -116,8 +116,9 @@ def test_a_new_endpoint_gets_its_problem_responses_without_declaring_them():
     put = paths["/notes/{note_id}"]["put"]
     assert put["operationId"] == "put_note"
     assert set(put["responses"]) == {
-        "200", "400", "404", "413", "415", "422", "500", "503", "default"
+        "200", "400", "404", "412", "413", "415", "422", "500", "503", "default"
     }  # fmt: skip
+    assert [p["name"] for p in put["parameters"] if p["in"] == "header"] == ["If-Match"]
     assert set(paths["/notes/count"]["get"]["responses"]) == {"200", "500", "default"}
     assert "x-touches-no-database" not in paths["/notes/count"]["get"]
 
@@ -239,3 +240,17 @@ def test_a_generated_client_creates_and_fetches_a_user(generated_client, app, se
     assert taken.parsed.errors.additional_properties == {
         "email": ["Already taken (case-insensitive)."]
     }
+
+
+def test_conditional_requests_are_documented_where_they_are_honoured(spec):
+    for path, method, _, operation in operations(spec):
+        headers = [p["name"] for p in operation.get("parameters", []) if p["in"] == "header"]
+        ok = operation["responses"].get("200", {})
+        if method == "get" and "ETag" in ok.get("headers", {}):
+            assert "304" in operation["responses"] and headers == ["If-None-Match"], path
+        elif method in ("put", "patch", "delete") and "{" in path:
+            assert "412" in operation["responses"] and headers == ["If-Match"], path
+        else:
+            assert not {"304", "412"} & set(operation["responses"]), (method, path)
+    user = spec["paths"]["/api/v1/users/{user_id}"]
+    assert "304" in user["get"]["responses"] and "412" in user["delete"]["responses"]

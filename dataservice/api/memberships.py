@@ -37,7 +37,6 @@ LAST_OWNER = "It would leave the organization without an owner (last-owner)."
 @blp.response(200, MembershipOut, headers=ETAG_HEADER)
 @blp.alt_response(201, schema=MembershipOut, headers=CREATED_HEADERS, description="Added.")
 @blp.alt_response(409, description=LAST_OWNER)
-@blp.alt_response(412, description="If-Match names a version that is no longer current.")
 def put_member(data, organization_id, user_id):
     """Make a user a member of an organization with this role (200 when they were one)."""
     with db.transaction() as conn:
@@ -55,7 +54,6 @@ def put_member(data, organization_id, user_id):
 @blp.route(MEMBER, methods=["GET"])
 @requires("organizations:read")
 @blp.response(200, MembershipOut, headers=ETAG_HEADER)
-@blp.alt_response(304, description="Unchanged since the If-None-Match version.")
 def get_member(organization_id, user_id):
     """Get one membership."""
     with db.connection() as conn:
@@ -67,7 +65,6 @@ def get_member(organization_id, user_id):
 @idempotent
 @blp.response(204)
 @blp.alt_response(409, description=LAST_OWNER)
-@blp.alt_response(412, description="If-Match names a version that is no longer current.")
 def delete_member(organization_id, user_id):
     """Remove a user from an organization."""
     with db.transaction() as conn:

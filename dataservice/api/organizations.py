@@ -66,7 +66,6 @@ def list_organizations(args):
 @blp.route("/<bigint:organization_id>", methods=["GET"])
 @requires("organizations:read")
 @blp.response(200, OrganizationOut, headers=ETAG_HEADER)
-@blp.alt_response(304, description="Unchanged since the If-None-Match version.")
 def get_organization(organization_id):
     """Get an organization by id."""
     with db.connection() as conn:
@@ -76,7 +75,6 @@ def get_organization(organization_id):
 @blp.route("/by-slug/<slug:slug>", methods=["GET"])
 @requires("organizations:read")
 @blp.response(200, OrganizationOut, headers=ETAG_HEADER)
-@blp.alt_response(304, description="Unchanged since the If-None-Match version.")
 def get_organization_by_slug(slug):
     """Get an organization by slug."""
     with db.connection() as conn:
@@ -89,7 +87,6 @@ def get_organization_by_slug(slug):
 @blp.arguments(OrganizationPatch(), content_type="application/merge-patch+json")
 @blp.response(200, OrganizationOut, headers=ETAG_HEADER)
 @blp.alt_response(409, description="The slug is taken.")
-@blp.alt_response(412, description="If-Match names a version that is no longer current.")
 def update_organization(data, organization_id):
     """Change the slug and/or the name (JSON merge patch)."""
     with db.transaction() as conn:
@@ -104,7 +101,6 @@ def update_organization(data, organization_id):
 @requires("organizations:write")
 @idempotent
 @blp.response(204)
-@blp.alt_response(412, description="If-Match names a version that is no longer current.")
 def delete_organization(organization_id):
     """Delete an organization and its memberships."""
     with db.transaction() as conn:

@@ -3,7 +3,7 @@ from the row's version (Rails' lock_version), conditional reads (304, Rails' `st
 versions a conditional write accepts, the Location of a new row, and the change's outbox event.
 
 A resource's SQL keeps a `version` column that each change increments and guards its UPDATEs and
-DELETEs with `version_matches(version, :versions)` (migration 0010); store/versions.py tells a
+DELETEs with `version_matches(version, :versions)` (migration 0010); store/rows.py tells a
 missing row (404) from a stale version (412).
 """
 

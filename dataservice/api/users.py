@@ -94,7 +94,6 @@ def list_users(args):
 @blp.route("/<bigint:user_id>", methods=["GET"])
 @requires("users:read")
 @blp.response(200, UserOut, headers=ETAG_HEADER)
-@blp.alt_response(304, description="Unchanged since the If-None-Match version.")
 @blp.alt_response(404, description="No user has this id.")
 def get_user(user_id):
     """Get a user by id."""
@@ -105,7 +104,6 @@ def get_user(user_id):
 @blp.route("/by-username/<username>", methods=["GET"])
 @requires("users:read")
 @blp.response(200, UserOut, headers=ETAG_HEADER)
-@blp.alt_response(304, description="Unchanged since the If-None-Match version.")
 @blp.alt_response(404, description="No user has this username.")
 def get_user_by_username(username):
     """Get a user by username, case-insensitively."""
@@ -118,7 +116,6 @@ def get_user_by_username(username):
 @blp.route("/by-email/<email>", methods=["GET"])
 @requires("users:read")
 @blp.response(200, UserOut, headers=ETAG_HEADER)
-@blp.alt_response(304, description="Unchanged since the If-None-Match version.")
 @blp.alt_response(404, description="No user has this email.")
 def get_user_by_email(email):
     """Get a user by email, case-insensitively."""
@@ -135,7 +132,6 @@ def get_user_by_email(email):
 @blp.response(200, UserOut, headers=ETAG_HEADER)
 @blp.alt_response(404, description="No user has this id.")
 @blp.alt_response(409, description="The email or the username is taken.")
-@blp.alt_response(412, description="If-Match names a version that is no longer current.")
 def update_user(data, user_id):
     """Change the email and/or the username (JSON merge patch)."""
     with db.transaction() as conn:
@@ -156,7 +152,6 @@ def update_user(data, user_id):
 @blp.arguments(PasswordChange())
 @blp.response(204, headers=ETAG_HEADER)
 @blp.alt_response(404, description="No user has this id.")
-@blp.alt_response(412, description="If-Match names a version that is no longer current.")
 def set_password(data, user_id):
     """Replace the password (plain, hashed here, or a PHC hash made by the caller)."""
     password_hash = _password_hash(data)
@@ -172,7 +167,6 @@ def set_password(data, user_id):
 @blp.response(204)
 @blp.alt_response(404, description="No user has this id.")
 @blp.alt_response(409, description="The user is the last owner of organizations (named).")
-@blp.alt_response(412, description="If-Match names a version that is no longer current.")
 def delete_user(user_id):
     """Delete a user and their memberships (not the last owner of an organization)."""
     with db.transaction() as conn:

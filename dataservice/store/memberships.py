@@ -9,7 +9,7 @@ from ..errors import NotFound, PreconditionFailed
 from ..queries import queries
 from . import events
 from .pages import Listing, Sort
-from .versions import written
+from .rows import found, written
 
 q = queries.memberships
 
@@ -42,10 +42,7 @@ def add(conn: psycopg.Connection, organization_id: int, user_id: int, role: str,
 
 
 def get(conn: psycopg.Connection, organization_id: int, user_id: int) -> dict:
-    row = q.get_membership(conn, organization_id=organization_id, user_id=user_id)
-    if row is None:
-        raise NotFound(MISSING)
-    return row
+    return found(q.get_membership(conn, organization_id=organization_id, user_id=user_id), MISSING)
 
 
 def put(

@@ -3,11 +3,10 @@
 import psycopg
 
 from .. import integrity
-from ..errors import NotFound
 from ..queries import queries
 from . import events
 from .pages import Listing, Sort
-from .versions import current, written
+from .rows import current, found, written
 
 q = queries.organizations
 
@@ -31,16 +30,11 @@ def create(conn: psycopg.Connection, *, slug: str, name: str) -> dict:
 
 def get(conn: psycopg.Connection, organization_id: int) -> dict:
     row = q.get_organization(conn, organization_id=organization_id)
-    if row is None:
-        raise NotFound(MISSING, field="organization_id")
-    return row
+    return found(row, MISSING, "organization_id")
 
 
 def get_by_slug(conn: psycopg.Connection, slug: str) -> dict:
-    row = q.get_organization_by_slug(conn, slug=slug)
-    if row is None:
-        raise NotFound("no organization with this slug")
-    return row
+    return found(q.get_organization_by_slug(conn, slug=slug), "no organization with this slug")
 
 
 def update(

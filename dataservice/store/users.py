@@ -4,11 +4,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from .. import integrity
-from ..errors import NotFound
 from ..queries import queries
 from . import events
 from .pages import Listing, Sort
-from .versions import current, written
+from .rows import current, found, written
 
 q = queries.users
 
@@ -26,12 +25,6 @@ LISTING = Listing(
     },
     count=q.count_users,
 )
-
-
-def _found(row: dict | None, what: str) -> dict:
-    if row is None:
-        raise NotFound(f"no user with this {what}")
-    return row
 
 
 def _written(conn: psycopg.Connection, row: dict | None, user_id: int, versions) -> dict:
@@ -58,15 +51,15 @@ def create_users(conn: psycopg.Connection, users: list[dict], actor: str | None)
 
 
 def get_user(conn: psycopg.Connection, user_id: int) -> dict:
-    return _found(q.get_user_by_id(conn, user_id=user_id), "id")
+    return found(q.get_user_by_id(conn, user_id=user_id), "no user with this id")
 
 
 def get_user_by_username(conn: psycopg.Connection, username: str) -> dict:
-    return _found(q.get_user_by_username(conn, username=username), "username")
+    return found(q.get_user_by_username(conn, username=username), "no user with this username")
 
 
 def get_user_by_email(conn: psycopg.Connection, email: str) -> dict:
-    return _found(q.get_user_by_email(conn, email=email), "email")
+    return found(q.get_user_by_email(conn, email=email), "no user with this email")
 
 
 def get_credentials(conn: psycopg.Connection, login: str) -> dict | None:
