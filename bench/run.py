@@ -47,12 +47,13 @@ from bench import instructions as instruction_count  # noqa: E402
 from dataservice import auth  # noqa: E402
 from dataservice.api import cursors  # noqa: E402
 from dataservice.cli import apply_migrations  # noqa: E402
-from dataservice.seed import SEEDED_HASH, seed_users  # noqa: E402
+from dataservice.seed import SEEDED_HASH, seed_organizations, seed_users  # noqa: E402
 
 # Scenario name -> what it measures. Each has bench/<name>.lua and bench/pgbench/<name>.sql.
 SCENARIOS = {
     "get_by_id": "GET /api/v1/users/{random id}",
     "get_by_username": "GET /api/v1/users/by-username/{random seeded username}",
+    "get_organization": "GET /api/v1/organizations/{random id}",
     "list_first": "GET /api/v1/users?limit=50",
     "list_deep": "GET /api/v1/users?limit=50&cursor=... (page 10,000)",
     "create": "POST /api/v1/users with hashed_password",
@@ -70,6 +71,7 @@ TARGETS = {
     "create_rps": 1_500,
     "create_p99_ms": 80,
     "username_vs_id": 0.9,
+    "organization_vs_user": 0.9,
     "deep_vs_first": 1.5,
     "batch_speedup": 20,
     "features_cost": 0.10,
@@ -115,9 +117,15 @@ def checkout_database_name(base: str = "dataservice_bench") -> str:
     return f"{base}_{hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]}"
 
 
+def organizations_for(users: int) -> int:
+    """How many organizations a benchmark seeds beside `users` users (five members each)."""
+    return max(users // 10, 100)
+
+
 def prepare_database(admin_url: str, name: str, users: int) -> str:
-    """A migrated database holding exactly `users` seeded users and nothing the previous run
-    wrote (a 1,000,000-user seed is kept between runs). Returns its URL."""
+    """A migrated database holding exactly `users` seeded users, a tenth as many organizations,
+    and nothing the previous run wrote (a 1,000,000-user seed is kept between runs). Returns its
+    URL."""
     url = f"{admin_url.rsplit('/', 1)[0]}/{name}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
@@ -125,12 +133,23 @@ def prepare_database(admin_url: str, name: str, users: int) -> str:
     apply_migrations(url)
     with psycopg.connect(url) as conn:
         conn.execute("SET LOCAL statement_timeout = 0")
-        seeded = conn.execute("SELECT count(*) FROM users WHERE email LIKE '%@example.%'")
-        if seeded.fetchone()[0] != users:
+        seeded = conn.execute(
+            "SELECT (SELECT count(*) FROM users WHERE email LIKE '%@example.%'),"
+            " (SELECT count(*) FROM organizations)"
+        ).fetchone()
+        if seeded != (users, organizations_for(users)):
             started = time.perf_counter()
-            conn.execute("TRUNCATE users, events, idempotency_keys RESTART IDENTITY")
+            conn.execute(
+                "TRUNCATE users, organizations, memberships, events, idempotency_keys"
+                " RESTART IDENTITY"
+            )
             seed_users(conn, users)
-            print(f"seeded {users:,} users in {time.perf_counter() - started:.1f} s", flush=True)
+            seed_organizations(conn, organizations_for(users))
+            print(
+                f"seeded {users:,} users and {organizations_for(users):,} organizations in "
+                f"{time.perf_counter() - started:.1f} s",
+                flush=True,
+            )
         else:
             conn.execute("DELETE FROM users WHERE email NOT LIKE '%@example.%'")
             conn.execute("TRUNCATE events, idempotency_keys")
@@ -528,6 +547,13 @@ def targets_table(results: dict) -> list[str]:
             f"{ratio:.2f}x",
             ratio >= TARGETS["username_vs_id"],
         )
+    if cell("get_by_id") and cell("get_organization"):
+        ratio = cell("get_organization")["rps"] / cell("get_by_id")["rps"]
+        row(
+            "GET organization by id within 10% of GET user by id",
+            f"{ratio:.2f}x",
+            ratio >= TARGETS["organization_vs_user"],
+        )
     if cell("create"):
         throughput_row("create", "POST", TARGETS["create_rps"], TARGETS["create_p99_ms"])
     if cell("list_first") and cell("list_deep"):
@@ -885,9 +911,14 @@ def main():
     failures = []
     try:
         cursor, deep_after = deep_cursor(service, url, token, args.users)
-        wrk_env = {"BENCH_TOKEN": token, "BENCH_USERS": str(args.users)}
+        organizations = organizations_for(args.users)
+        wrk_env = {
+            "BENCH_TOKEN": token,
+            "BENCH_USERS": str(args.users),
+            "BENCH_ORGANIZATIONS": str(organizations),
+        }
         wrk_env["BENCH_DEEP_CURSOR"] = cursor or ""
-        pg_vars = {"users": args.users, "deep_after": deep_after}
+        pg_vars = {"users": args.users, "organizations": organizations, "deep_after": deep_after}
         for scenario in scenarios:
             for connections in map(int, args.connections.split(",")):
                 warm = run_wrk(service, postgres, scenario, connections, args.warmup, wrk_env, True)
