@@ -24,7 +24,7 @@ from . import MIGRATIONS_DIR, auth, connectivity, create_app, db
 from .config import ConfigError
 from .db import libpq_url, yoyo_url
 from .errors import Conflict, ServiceError
-from .seed import seed_users
+from .seed import seed_organizations, seed_users
 from .store import clients as clients_store
 from .store import events as events_store
 from .store import idempotency as idempotency_store
@@ -349,14 +349,23 @@ def revoke_client(name):
     required=True,
     help="How many fake users to add.",
 )
+@click.option(
+    "--organizations",
+    type=click.IntRange(min=0),
+    default=0,
+    help="How many fake organizations to add, five members each among all users.",
+)
 @with_database
-def seed(count):
+def seed(count, organizations):
     """Load COUNT realistic fake users quickly (COPY), for demos and benchmarks."""
     with db.transaction() as conn:
         conn.execute("SET LOCAL statement_timeout = 0")  # one long COPY, not API traffic
         start = conn.execute("SELECT coalesce(max(id), 0) AS n FROM users").fetchone()["n"]
         with click.progressbar(length=count, label="seeding users", file=sys.stderr) as bar:
             seed_users(conn, count, start=start, progress=bar.update)
+        if organizations:
+            first = conn.execute("SELECT coalesce(max(id), 0) AS n FROM organizations")
+            seed_organizations(conn, organizations, start=first.fetchone()["n"])
     with db.connection() as conn:
         # Fresh statistics so the planner sees the new rows now; only the owner may ANALYZE
         # (PostgreSQL merely warns otherwise), and autovacuum gets there soon after.
@@ -365,7 +374,7 @@ def seed(count):
             "  FROM pg_class WHERE oid = 'users'::regclass"
         ).fetchone()["ok"]
         if owner:
-            conn.execute("ANALYZE users")
+            conn.execute("ANALYZE users, organizations, memberships")
         else:
             click.echo("not the table's owner: statistics are left to autovacuum", err=True)
-    click.echo(f"seeded {count} users")
+    click.echo(f"seeded {count} users and {organizations} organizations")

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+from psycopg.rows import tuple_row
 
 # fmt: off
 FIRST = ("ada", "alan", "anna", "bob", "carla", "chen", "dara", "emil", "fatima", "grace", "hugo",
@@ -98,8 +99,8 @@ def seed_organizations(conn: psycopg.Connection, count: int, *, start: int = 0) 
     """COPYs `count` fake organizations, each with five members among the existing users, in
     the caller's transaction (which must commit them: an organization needs its owner by then).
     Writes no change-feed events, as seed_users does."""
-    after = conn.execute("SELECT coalesce(max(id), 0) FROM organizations").fetchone()
-    after = after[0] if isinstance(after, tuple) else next(iter(after.values()))
+    last = conn.cursor(row_factory=tuple_row).execute("SELECT max(id) FROM organizations")
+    after = last.fetchone()[0] or 0
     with conn.cursor().copy(
         "COPY organizations (slug, name, created_at, updated_at) FROM STDIN (FORMAT BINARY)"
     ) as copy:

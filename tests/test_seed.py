@@ -48,3 +48,22 @@ def test_seed_refuses_a_count_below_one(app_database_url):
     result = seed(app_database_url, 0)
     assert result.exit_code != 0
     assert "Traceback" not in result.output
+
+
+def test_seed_organizations_have_an_owner_and_five_members_each(app_database_url, db, client):
+    for _ in range(2):  # a second run continues the numbering: no slug clash
+        result = CliRunner().invoke(
+            main,
+            ["seed", "--users", "100", "--organizations", "20"],
+            env={"DATABASE_URL": app_database_url},
+        )
+        assert result.exit_code == 0, result.output
+        assert "and 20 organizations" in result.stdout
+    per_organization = db.execute(
+        "SELECT count(*), count(*) FILTER (WHERE role = 'owner') FROM memberships"
+        " GROUP BY organization_id"
+    ).fetchall()
+    assert len(per_organization) == 40 and set(per_organization) == {(5, 1)}
+    organization = client.get("/api/v1/organizations?limit=1&sort=-id").get_json()["items"][0]
+    members = client.get(f"/api/v1/organizations/{organization['id']}/members").get_json()
+    assert len(members["items"]) == 5
