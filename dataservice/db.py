@@ -11,7 +11,7 @@ import select
 import threading
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from time import monotonic
 
 import orjson
@@ -66,9 +66,11 @@ def connection_is_usable(conn: psycopg.Connection) -> bool:
     return not conn.closed
 
 
-def error_kind(exc: psycopg.OperationalError) -> str:
+def error_kind(exc: psycopg.Error) -> str:
     """A short, bounded name for a failure that becomes a 503: a label of the
     dataservice_db_errors_total metric."""
+    if isinstance(exc, pg_errors.ReadOnlySqlTransaction):
+        return "read_only"  # a primary demoted to a standby, still reached through a proxy
     if isinstance(exc, PoolTimeout):
         return "pool_timeout"
     if isinstance(exc, TooManyRequests):
@@ -88,9 +90,26 @@ def error_kind(exc: psycopg.OperationalError) -> str:
     return "other"
 
 
-def _unavailable(exc: psycopg.OperationalError) -> Unavailable:
+def _unavailable(exc: psycopg.Error) -> Unavailable:
     metrics.record_database_error(error_kind(exc))
     return Unavailable()
+
+
+@contextmanager
+def failures_unavailable(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """Maps a failure while `conn` is used to a 503. Behind HAProxy or PgBouncer a connection
+    can reach a primary that was demoted to a standby: its writes fail with SQLSTATE 25006 (an
+    InternalError, not an OperationalError) for as long as it lives, so it is closed, and the
+    pool replaces it with one to wherever the URL leads now."""
+    try:
+        yield conn
+    except pg_errors.ReadOnlySqlTransaction as exc:
+        log.warning("the database server is read-only (no longer the primary?): %s", exc)
+        conn.close()
+        raise _unavailable(exc) from exc
+    except psycopg.OperationalError as exc:
+        log.warning("database operation failed: %s: %s", type(exc).__name__, exc)
+        raise _unavailable(exc) from exc
 
 
 class Gate:
@@ -218,10 +237,8 @@ class Database:
     def lent(self, conn: psycopg.Connection) -> Iterator[None]:
         """Maps a failure while `conn` is used to a 503 and gives it back to the pool."""
         try:
-            yield
-        except psycopg.OperationalError as exc:
-            log.warning("database operation failed: %s: %s", type(exc).__name__, exc)
-            raise _unavailable(exc) from exc
+            with failures_unavailable(conn):
+                yield
         finally:
             self.giveback(conn)
 
@@ -304,7 +321,7 @@ def connection():
     fresh enough (see replica.py); else the primary, in autocommit."""
     shared = g.get("request_conn")
     if shared is not None:
-        return nullcontext(shared)
+        return failures_unavailable(shared)  # a batch operation's failure is a 503 too
     replica = current_app.extensions.get("replica")
     if replica is not None and request.method in ("GET", "HEAD"):
         return replica.read_connection(get())
@@ -314,4 +331,4 @@ def connection():
 def transaction():
     """A transaction for writes: the request's when one is open, else a new one."""
     shared = g.get("request_conn")
-    return nullcontext(shared) if shared is not None else get().transaction()
+    return failures_unavailable(shared) if shared is not None else get().transaction()
