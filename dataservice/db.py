@@ -30,7 +30,7 @@ from .errors import Unavailable
 set_json_dumps(orjson.dumps)
 set_json_loads(orjson.loads)
 
-RECONNECT_TIMEOUT = 5.0
+RECONNECT_TIMEOUT = 0.5
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,11 @@ def failures_unavailable(conn: psycopg.Connection) -> Iterator[psycopg.Connectio
         raise _unavailable(exc) from exc
 
 
+def _reconnect_soon(pool: ConnectionPool) -> None:
+    if not pool.closed:
+        pool.check()  # starts one new connection when the pool is short of them
+
+
 class Gate:
     """A first-come, first-served semaphore: a released permit goes to the longest waiter.
     (gevent's Semaphore lets a newcomer take it first, which starved some waiters: p99 x4.)"""
@@ -186,11 +191,13 @@ class Database:
             min_size=config["DATABASE_POOL_MIN_SIZE"],
             max_size=config["DATABASE_POOL_MAX_SIZE"],
             timeout=self.timeout,
-            # A lost connection is retried with backoff (1 s, 2 s, 4 s ...) for this long, then
-            # its slot is given up and the next request that needs one tries afresh. With the
-            # default (300 s) the backoff grows with the outage: after 90 s down the service
-            # answered 503 for another 26 s after the database was back; now for seconds.
+            # A lost connection is retried once after RECONNECT_TIMEOUT, then its slot is given
+            # up and _reconnect_soon has the pool grow again, one connection at a time: an
+            # attempt every half second, however long the outage. psycopg-pool's own backoff
+            # (1 s, 2 s, 4 s ... for up to 300 s) grows with the outage: 503s went on for 26 s
+            # after a 90-s outage had ended, and for up to 2 s after a Patroni switchover.
             reconnect_timeout=RECONNECT_TIMEOUT,
+            reconnect_failed=_reconnect_soon,
             open=False,  # opened in the worker process, never before gunicorn forks
             name=name,
             kwargs={
