@@ -24,9 +24,8 @@ from pathlib import Path
 
 import psycopg
 
-from .private_cluster import free_port
+from .private_cluster import _bindir, free_port
 
-BIN_DIR = Path("/usr/lib/postgresql/15/bin")
 TTL, LOOP_WAIT, RETRY_TIMEOUT = 8, 1, 3  # loop_wait + 2 * retry_timeout <= ttl
 NAMES = ("n1", "n2")
 
@@ -198,7 +197,7 @@ class HACluster:
                 "listen": f"127.0.0.1:{node.port}",
                 "connect_address": f"127.0.0.1:{node.port}",
                 "data_dir": str(node.data),
-                "bin_dir": str(BIN_DIR),
+                "bin_dir": str(_bindir()),
                 "pgpass": str(node.dir / "pgpass"),
                 "authentication": {
                     "replication": {"username": "replicator", "password": "replicator"},
@@ -432,3 +431,102 @@ class HAProxy:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+# make run-ha ------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+SCOPES = "users:read,users:write,users:credentials,events:read"
+
+
+def main() -> None:
+    """Starts a cluster and the service on it (migrated, with a client `local-dev` whose token
+    is printed), says how to try a switchover, and stops everything on Ctrl-C."""
+    import select
+    import sys
+
+    from dataservice.cli import apply_migrations
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    # Ctrl-C, or SIGTERM, ends the loop below and stops everything, also when started from a
+    # shell that had SIGINT ignored (a background job).
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    bin_dir = Path(sys.executable).parent
+    cluster, service = HACluster(), None
+    try:
+        print(f"starting etcd and two Patroni nodes in {cluster.dir} ...", flush=True)
+        cluster.start()
+        cluster.create_database("dataservice")
+        apply_migrations(cluster.leader_url("dataservice"))
+        env = {
+            **os.environ,
+            "DATABASE_URL": cluster.url("dataservice"),
+            "DATABASE_REPLICA_URL": cluster.url("dataservice", "prefer-standby"),
+        }
+        subprocess.run(
+            [bin_dir / "dataservice", "clients", "create", "local-dev", "--scopes", SCOPES],
+            env=env,
+            check=True,
+        )
+        config = cluster.nodes["n1"].config
+        print(
+            f"""
+DATABASE_URL={env["DATABASE_URL"]}
+DATABASE_REPLICA_URL={env["DATABASE_REPLICA_URL"]}
+
+Try it, with AUTH="Authorization: Bearer <the token above>" (see README.md):
+  patronictl -c {config} list
+  patronictl -c {config} switchover --force    # a planned switch to the other node
+To lose a node, kill its Patroni and its postmaster at once:""",
+            flush=True,
+        )
+        _print_kill_commands(cluster)
+        print("then press Enter here to start it again (it rejoins as a replica).")
+        print("Ctrl-C stops the service and the cluster.\n", flush=True)
+        service = subprocess.Popen(
+            [bin_dir / "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,  # stopped by us, after Ctrl-C, with SIGTERM
+        )
+        announced: set[str] = set()
+        stdin_open = True
+        while service.poll() is None:
+            gone = {n.name for n in cluster.nodes.values() if n.patroni.poll() is not None}
+            for name in sorted(gone - announced):
+                print(f"{name} is lost; press Enter to start it again", flush=True)
+            announced = gone
+            if not stdin_open:
+                time.sleep(1.0)
+            elif select.select([sys.stdin], [], [], 1.0)[0]:
+                stdin_open = bool(sys.stdin.readline())
+                for name in sorted(gone):
+                    cluster.kill_node(name)  # whatever is left of it
+                    cluster.start_node(name)
+                    print(f"started {name} again", flush=True)
+                if gone:
+                    _print_kill_commands(cluster)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the rest
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("stopping ...", flush=True)
+        if service is not None and service.poll() is None:
+            service.terminate()
+            service.wait(30)
+        cluster.destroy()
+
+
+def _print_kill_commands(cluster: HACluster) -> None:
+    time.sleep(1.0)  # a node started just now may not have its postmaster yet
+    for node in cluster.nodes.values():
+        pids = [str(pid) for pid in (node.patroni.pid, node.postmaster_pid()) if pid]
+        print(f"  {node.name}: kill -KILL {' '.join(pids)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
