@@ -270,6 +270,11 @@ class HACluster:
                 self.etcd.wait()
 
     def destroy(self) -> None:
+        """Kills everything (nothing here is kept, so nothing needs a clean shutdown) and
+        removes the directory."""
+        for name in self.nodes:
+            with contextlib.suppress(Exception):
+                self.kill_node(name)
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
