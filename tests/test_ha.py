@@ -75,7 +75,7 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def service(cluster, tmp_path_factory):
-    """gunicorn -c gunicorn.conf.py wsgi:app on the cluster; returns its base URL."""
+    """gunicorn -c gunicorn.conf.py wsgi:app on the cluster: its base URL and its log."""
     port, log_path = free_port(), tmp_path_factory.mktemp("ha-service") / "gunicorn.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
@@ -101,7 +101,7 @@ def service(cluster, tmp_path_factory):
         while not ready(base):
             assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.1)
-        yield base
+        yield Service(base, log_path)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -109,6 +109,12 @@ def service(cluster, tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@dataclass
+class Service:
+    base: str
+    log: Path
 
 
 def ready(base: str) -> bool:
@@ -438,7 +444,7 @@ def feed_counts(base: str, ids: set[int]) -> dict[int, int]:
 def test_a_switchover_under_load(cluster, service, probe, cut_client):
     cutter, client = cut_client
     old = cluster.leader()
-    with Traffic(service) as traffic:
+    with Traffic(service.base) as traffic:
         time.sleep(1.0)
         assert replica_sessions(cluster, cluster.replica()), "no GET is routed to the standby"
         lost = lose_two_commits(cutter, client)
@@ -449,7 +455,7 @@ def test_a_switchover_under_load(cluster, service, probe, cut_client):
         retry_lost_commits(client, lost, traffic)
         cluster.wait_healthy()  # the old leader rejoins as the synchronous standby, under load
         time.sleep(1.0)
-    check(traffic, cluster, service, accepted, "switchover")
+    check(traffic, cluster, service.base, accepted, "switchover")
 
 
 def db_errors(client, kind: str) -> float:
@@ -544,7 +550,7 @@ def test_behind_haproxy_a_connection_to_the_demoted_primary_is_replaced(cluster)
 def test_the_leaders_node_lost_under_load_then_rejoining(cluster, service, probe, cut_client):
     cutter, client = cut_client
     old = cluster.leader()
-    with Traffic(service) as traffic:
+    with Traffic(service.base) as traffic:
         time.sleep(1.0)
         lost = lose_two_commits(cutter, client)
         began = time.monotonic()
@@ -559,4 +565,7 @@ def test_the_leaders_node_lost_under_load_then_rejoining(cluster, service, probe
         cluster.wait_healthy()
         print(f"node lost: the old leader rejoined in {time.monotonic() - rejoining:.2f} s")
         time.sleep(1.0)
-    check(traffic, cluster, service, accepted, "node lost")
+    check(traffic, cluster, service.base, accepted, "node lost")
+    # The replica pool's connections went to the promoted node (prefer-standby, with no standby
+    # left) and stay there: a node that is no longer a standby is current, never "behind".
+    assert "replica over" not in service.log.read_text()
