@@ -452,6 +452,7 @@ def test_a_switchover_under_load(cluster, service, probe, cut_client):
         cluster.switchover()
         new = cluster.wait_leader(not_name=old)
         accepted = probe.first_write(new, after=began)
+        print(f"\nswitchover: the new primary accepted writes {accepted - began:.2f} s later")
         retry_lost_commits(client, lost, traffic)
         cluster.wait_healthy()  # the old leader rejoins as the synchronous standby, under load
         time.sleep(1.0)
@@ -566,6 +567,8 @@ def test_the_leaders_node_lost_under_load_then_rejoining(cluster, service, probe
         print(f"node lost: the old leader rejoined in {time.monotonic() - rejoining:.2f} s")
         time.sleep(1.0)
     check(traffic, cluster, service.base, accepted, "node lost")
+    during = [a.status for a in traffic.answers if a.started >= rejoining]
+    print(f"node lost: {during.count(503)} answers of 503 in {len(during)} while it rejoined")
     # The replica pool's connections went to the promoted node (prefer-standby, with no standby
     # left) and stay there: a node that is no longer a standby is current, never "behind".
     assert "replica over" not in service.log.read_text()
