@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test bench bench-smoke lint format migrate clean
+.PHONY: run run-ha ha-packages test bench bench-smoke lint format migrate clean
 
 # The virtual environment, rebuilt when the pinned dependencies change.
 $(BIN)/.installed: setup.cfg pyproject.toml
@@ -33,10 +33,24 @@ run: $(BIN)/.installed
 	fi; \
 	exec $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
+# A two-node PostgreSQL cluster under Patroni (with etcd) and the service on it, for trying a
+# switchover or the loss of a node by hand (tests/ha_cluster.py); Ctrl-C stops it all.
+run-ha: $(BIN)/.installed ha-packages
+	$(BIN)/python -m tests.ha_cluster
+
+# Debian's etcd-server, patroni and haproxy, for the HA tests and run-ha: installed when missing.
+ha-packages:
+	@{ command -v etcd && command -v patroni && { command -v haproxy || [ -x /usr/sbin/haproxy ]; }; } \
+		>/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server patroni haproxy \
+		  >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		  apt-get install -y -qq etcd-server patroni haproxy >/dev/null; }; }; } || \
+		{ echo "etcd-server, patroni and haproxy are needed: sudo apt-get install etcd-server patroni haproxy"; exit 1; }
+
 # Lint, then the whole suite against a real PostgreSQL (started when needed); the PgBouncer
-# test needs Debian's pgbouncer, the /docs test chromium and the /metrics test promtool
-# (Debian's prometheus), installed here when missing.
-test: $(BIN)/.installed
+# test needs Debian's pgbouncer, the /docs test chromium, the /metrics test promtool (Debian's
+# prometheus) and the HA tests etcd, Patroni and HAProxy, installed here when missing.
+test: $(BIN)/.installed ha-packages
 	@command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || \
 		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; } || \

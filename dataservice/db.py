@@ -32,7 +32,7 @@ from .errors import Unavailable
 set_json_dumps(orjson.dumps)
 set_json_loads(orjson.loads)
 
-RECONNECT_TIMEOUT = 5.0
+RECONNECT_TIMEOUT = 0.5
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +68,11 @@ def connection_is_usable(conn: psycopg.Connection) -> bool:
     return not conn.closed
 
 
-def error_kind(exc: psycopg.OperationalError) -> str:
+def error_kind(exc: psycopg.Error) -> str:
     """A short, bounded name for a failure that becomes a 503: a label of the
     dataservice_db_errors_total metric."""
+    if isinstance(exc, pg_errors.ReadOnlySqlTransaction):
+        return "read_only"  # a primary demoted to a standby, still reached through a proxy
     if isinstance(exc, PoolTimeout):
         return "pool_timeout"
     if isinstance(exc, TooManyRequests):
@@ -88,6 +90,38 @@ def error_kind(exc: psycopg.OperationalError) -> str:
     if exc.sqlstate is None or exc.sqlstate.startswith("08"):
         return "connection_lost"
     return "other"
+
+
+def _unavailable(exc: psycopg.Error, on_error: Callable[[str], None]) -> Unavailable:
+    on_error(error_kind(exc))
+    return Unavailable()
+
+
+@contextmanager
+def _failures_mapped(
+    conn: psycopg.Connection, on_error: Callable[[str], None]
+) -> Iterator[psycopg.Connection]:
+    """Maps a failure while `conn` is used: an operational one to a 503, an integrity error to
+    the domain error integrity.py gives it. Behind HAProxy or PgBouncer a connection can reach a
+    primary that was demoted to a standby: its writes fail with SQLSTATE 25006 (an
+    InternalError, not an OperationalError) for as long as it lives, so it is closed, and the
+    pool replaces it with one to wherever the URL leads now."""
+    try:
+        yield conn
+    except pg_errors.ReadOnlySqlTransaction as exc:
+        log.warning("the database server is read-only (no longer the primary?): %s", exc)
+        conn.close()
+        raise _unavailable(exc, on_error) from exc
+    except psycopg.OperationalError as exc:
+        log.warning("database operation failed: %s: %s", type(exc).__name__, exc)
+        raise _unavailable(exc, on_error) from exc
+    except psycopg.IntegrityError as exc:
+        raise integrity.translate(exc) from None
+
+
+def _reconnect_soon(pool: ConnectionPool) -> None:
+    if not pool.closed:
+        pool.check()  # starts one new connection when the pool is short of them
 
 
 class Gate:
@@ -174,11 +208,13 @@ class Database:
             min_size=config["DATABASE_POOL_MIN_SIZE"],
             max_size=config["DATABASE_POOL_MAX_SIZE"],
             timeout=self.timeout,
-            # A lost connection is retried with backoff (1 s, 2 s, 4 s ...) for this long, then
-            # its slot is given up and the next request that needs one tries afresh. With the
-            # default (300 s) the backoff grows with the outage: after 90 s down the service
-            # answered 503 for another 26 s after the database was back; now for seconds.
+            # A lost connection is retried once after RECONNECT_TIMEOUT, then its slot is given
+            # up and _reconnect_soon has the pool grow again, one connection at a time: an
+            # attempt every half second, however long the outage. psycopg-pool's own backoff
+            # (1 s, 2 s, 4 s ... for up to 300 s) grows with the outage: 503s went on for 26 s
+            # after a 90-s outage had ended, and for up to 2 s after a Patroni switchover.
             reconnect_timeout=RECONNECT_TIMEOUT,
+            reconnect_failed=_reconnect_soon,
             open=False,  # opened in the worker process, never before gunicorn forks
             name=name,
             kwargs={
@@ -225,18 +261,10 @@ class Database:
     def lent(self, conn: psycopg.Connection) -> Iterator[None]:
         """Maps a failure while `conn` is used to a 503 and gives it back to the pool."""
         try:
-            yield
-        except psycopg.OperationalError as exc:
-            log.warning("database operation failed: %s: %s", type(exc).__name__, exc)
-            raise self._unavailable(exc) from exc
-        except psycopg.IntegrityError as exc:
-            raise integrity.translate(exc) from None
+            with _failures_mapped(conn, self.on_error):
+                yield
         finally:
             self.giveback(conn)
-
-    def _unavailable(self, exc: psycopg.OperationalError) -> Unavailable:
-        self.on_error(error_kind(exc))
-        return Unavailable()
 
     def giveback(self, conn: psycopg.Connection) -> None:
         """Returns a connection from `checkout()` (a broken one is replaced by the pool)."""
@@ -274,7 +302,7 @@ class Database:
                 raise
         except psycopg.OperationalError as exc:  # PoolTimeout, TooManyRequests
             log.warning("no database connection available: %s", exc)
-            raise self._unavailable(exc) from exc
+            raise _unavailable(exc, self.on_error) from exc
 
     def _usable_connection(self, pool: ConnectionPool, deadline: float) -> psycopg.Connection:
         # Skips connections the server has closed without the pool's own check loop, which
@@ -317,7 +345,7 @@ def connection():
     fresh enough (see replica.py); else the primary, in autocommit."""
     shared = g.get("request_conn")
     if shared is not None:
-        return _shared(shared)
+        return _failures_mapped(shared, get().on_error)  # a batch operation's, too
     replica = current_app.extensions.get("replica")
     if replica is not None and request.method in ("GET", "HEAD"):
         return replica.read_connection(get())
@@ -327,14 +355,4 @@ def connection():
 def transaction():
     """A transaction for writes: the request's when one is open, else a new one."""
     shared = g.get("request_conn")
-    return _shared(shared) if shared is not None else get().transaction()
-
-
-@contextmanager
-def _shared(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
-    """The request's connection, lent to one part of the request: its integrity errors become
-    domain errors there (an operational failure waits for the request's transaction to end)."""
-    try:
-        yield conn
-    except psycopg.IntegrityError as exc:
-        raise integrity.translate(exc) from None
+    return _failures_mapped(shared, get().on_error) if shared is not None else get().transaction()

@@ -1,8 +1,9 @@
 -- Read-replica routing: how far a replica has replayed, and the primary's commit position.
 
 -- name: replayed_position()$
--- How far this server has replayed the primary's WAL; NULL when it is not a standby.
-SELECT pg_last_wal_replay_lsn()::text AS lsn;
+-- How far this server has replayed the primary's WAL; NULL when it is not a standby (a standby
+-- promoted since keeps reporting where its recovery ended, which would look ever further behind).
+SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text END AS lsn;
 
 -- name: has_replayed(lsn)$
 -- Whether this server has replayed the WAL up to lsn (a primary always has).
