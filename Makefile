@@ -49,8 +49,8 @@ ha-packages:
 
 # Lint, then the whole suite against a real PostgreSQL (started when needed); the PgBouncer
 # test needs Debian's pgbouncer, the /docs test chromium, the /metrics test promtool (Debian's
-# prometheus), the HA tests etcd, Patroni and HAProxy, and the documentation's examples curl,
-# installed here when missing.
+# prometheus), the HA tests etcd, Patroni and HAProxy, the documentation's examples curl, and
+# the shared rate limits Redis (.ci/redis.sh starts it), installed here when missing.
 test: $(BIN)/.installed ha-packages
 	@command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || \
 		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
@@ -71,6 +71,7 @@ test: $(BIN)/.installed ha-packages
 		  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null 2>&1 || \
 		    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; }; }; } || \
 		{ echo "curl is needed by the tests: apt-get install curl"; exit 1; }
+	@bash .ci/redis.sh
 	$(BIN)/ruff check .
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(bash .ci/postgres.sh test); export TEST_DATABASE_URL; fi; \

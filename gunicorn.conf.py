@@ -460,6 +460,12 @@ def on_starting(server):
     else:
         server.made_metrics_dir = tempfile.mkdtemp(prefix="dataservice-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = server.made_metrics_dir
+    # Rates and permits every worker of this instance shares (dataservice/admission.py), in
+    # memory when /dev/shm is there (mkdtemp's directory is private: 0700, a random name).
+    if not os.environ.get("INSTANCE_STATE_DIR"):
+        shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None  # noqa: S108
+        server.made_state_dir = tempfile.mkdtemp(prefix="dataservice-state-", dir=shm)
+        os.environ["INSTANCE_STATE_DIR"] = server.made_state_dir
 
 
 def post_worker_init(worker):
@@ -484,6 +490,7 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    made = getattr(server, "made_metrics_dir", None)
-    if made:
-        shutil.rmtree(made, ignore_errors=True)
+    for name in ("made_metrics_dir", "made_state_dir"):
+        made = getattr(server, name, None)
+        if made:
+            shutil.rmtree(made, ignore_errors=True)

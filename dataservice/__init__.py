@@ -6,7 +6,8 @@ from flask import Flask
 
 from . import api, auth, db, logs, metrics, notifier, observe, replica
 from . import config as config_module
-from .api import idempotency, problems
+from .admission import Admission
+from .api import idempotency, limits, problems
 from .api.converters import BigintConverter, SlugConverter, bigint_schema, slug_schema
 from .jsonprovider import OrjsonProvider
 from .openapi import ServiceApi
@@ -31,7 +32,7 @@ def migration_ids(directory: Path = MIGRATIONS_DIR) -> set[str]:
 def close(app: Flask) -> None:
     """Writes the request lines and metrics still pending, then releases what a worker holds:
     the pools' connections and the feed's listener (whichever of them this app has)."""
-    for name in ("journal", "notifier", "db", "replica"):
+    for name in ("journal", "notifier", "db", "replica", "admission"):
         if name in app.extensions:
             app.extensions[name].close()
 
@@ -55,10 +56,12 @@ def create_app(config: dict | None = None) -> Flask:
 
     db.init_app(app, on_error=metrics.record_database_error)
     notifier.init_app(app)
-    app.extensions["hasher"] = Hasher(app.config)
+    admission = app.extensions["admission"] = Admission(app.config)
+    app.extensions["hasher"] = Hasher(app.config, admission.hashing)
     app.extensions["migrations"] = migration_ids()
     observe.init_app(app)  # first request hooks: request id, clock; metrics and log line last
-    auth.init_app(app)  # after observe: a 401 still gets its request id and log line
+    # After observe: a 401 or 429 still gets its request id and log line.
+    auth.init_app(app, admit=limits.init_app(app))
     replica.init_app(app)
 
     app.url_map.converters.update(bigint=BigintConverter, slug=SlugConverter)

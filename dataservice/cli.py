@@ -21,6 +21,7 @@ from yoyo.connections import BadConnectionURI
 from yoyo.exceptions import LockTimeout
 
 from . import MIGRATIONS_DIR, auth, connectivity, create_app, db
+from .admission import DEFAULT_LIMITS, UNLIMITED, Limits
 from .config import ConfigError
 from .db import libpq_url, yoyo_url
 from .errors import Conflict, ServiceError
@@ -283,6 +284,39 @@ def _known_scopes(given: str) -> list[str]:
     return scopes
 
 
+def _limit_options(command):
+    """--rate, --burst, --in-flight and --unlimited, shared by `clients create` and `limits`."""
+    options = [
+        click.option("--rate", type=click.FloatRange(0, min_open=True), help="Requests/s."),
+        click.option("--burst", type=click.IntRange(1), help="Requests at once (2 x rate)."),
+        click.option("--in-flight", type=click.IntRange(1), help="Requests in flight at once."),
+        click.option("--unlimited", is_flag=True, help="No rate and no in-flight limit."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _limits(rate, burst, in_flight, unlimited, base: Limits) -> Limits:
+    """The limits the options give, the others taken from `base`."""
+    if unlimited:
+        if rate or burst or in_flight:
+            raise click.UsageError("--unlimited takes no --rate, --burst or --in-flight")
+        return UNLIMITED
+    if burst and not (rate or base.rate):
+        raise click.UsageError("--burst needs a --rate")
+    rate = rate or base.rate
+    if rate:
+        burst = burst or (base.burst if rate == base.rate else max(1, round(2 * rate)))
+    return Limits(rate, burst, in_flight or base.in_flight)
+
+
+def _describe(limits: Limits) -> str:
+    rate = f"{limits.rate:g}/s burst {limits.burst}" if limits.rate else "no rate limit"
+    in_flight = f"{limits.in_flight} in flight" if limits.in_flight else "no in-flight limit"
+    return "unlimited" if limits.unlimited else f"{rate}, {in_flight}"
+
+
 @clients.command("create")
 @click.argument("name")
 @click.option(
@@ -290,21 +324,45 @@ def _known_scopes(given: str) -> list[str]:
     required=True,
     help="Comma-separated scopes, or `all` (`dataservice scopes` lists them).",
 )
+@_limit_options
 @with_database
-def create_client(name, scopes):
-    """Create a client; its token is printed once, alone on the last line."""
+def create_client(name, scopes, rate, burst, in_flight, unlimited):
+    """Create a client; its token is printed once, alone on the last line. Without limit
+    options it gets the defaults (see `dataservice clients limits`)."""
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", name):
         raise click.BadParameter("1 to 100 of A-Z a-z 0-9 . _ -", param_hint="NAME")
     scopes = _known_scopes(scopes)
+    limits = _limits(rate, burst, in_flight, unlimited, DEFAULT_LIMITS)
     token = auth.new_token()
     try:
         with db.transaction() as conn:
-            clients_store.create(conn, name=name, token_hash=auth.token_hash(token), scopes=scopes)
+            clients_store.create(
+                conn, name=name, token_hash=auth.token_hash(token), scopes=scopes, limits=limits
+            )
     except Conflict:
         raise click.ClickException(f"a client named {name} exists already") from None
-    click.echo(f"created client {name} with scopes {','.join(scopes)}")
+    click.echo(f"created client {name} with scopes {','.join(scopes)}; {_describe(limits)}")
     click.echo("its token follows; it is shown only now:")
     click.echo(token)
+
+
+@clients.command("limits")
+@click.argument("name")
+@_limit_options
+@with_database
+def client_limits(name, rate, burst, in_flight, unlimited):
+    """Change a client's limits (effective within AUTH_CACHE_SECONDS). Over its rate or its
+    requests in flight, a client gets 429s; other clients are not affected. Options left out
+    keep their value; --unlimited removes both limits."""
+    if not (rate or burst or in_flight or unlimited):
+        raise click.UsageError("give --rate (and --burst), --in-flight, or --unlimited")
+    with db.transaction() as conn:
+        current = next((c for c in clients_store.all_clients(conn) if c["name"] == name), None)
+        if current is None or current["revoked_at"] is not None:
+            raise click.ClickException(f"no active client named {name}")
+        limits = _limits(rate, burst, in_flight, unlimited, auth.limits_of(current))
+        clients_store.set_limits(conn, name, limits)
+    click.echo(f"{name}: {_describe(limits)}")
 
 
 @main.command("scopes")
@@ -324,7 +382,7 @@ def list_clients():
     for row in rows:
         state = f"revoked {row['revoked_at']:%Y-%m-%d %H:%M}" if row["revoked_at"] else "active"
         click.echo(
-            f"{row['name']}\t{','.join(row['scopes'])}\t"
+            f"{row['name']}\t{','.join(row['scopes'])}\t{_describe(auth.limits_of(row))}\t"
             f"created {row['created_at']:%Y-%m-%d %H:%M}\t{state}"
         )
 

@@ -24,6 +24,24 @@ def _optional_positive_int(text: str) -> int | None:
     return _positive_int(text) if text else None
 
 
+def _hash_concurrency(text: str) -> int:
+    # Unset: half the cores (at least one), measured in docs/benchmarks.md (noisy neighbour).
+    return _positive_int(text) if text else max(1, (os.cpu_count() or 2) // 2)
+
+
+def _nice(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 19:
+        raise ValueError("must be 0 (no change) to 19 (lowest priority)")
+    return value
+
+
+def _redis_url(text: str) -> str:
+    if text and not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must be empty (this instance's memory) or a redis:// URL")
+    return text
+
+
 def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -124,14 +142,62 @@ SETTINGS = (
         "Request lines and request metrics are written in batches at most this long after "
         "the request (a killed worker loses at most this much; 0: each request at once).",
     ),
-    Setting("ARGON2_TIME_COST", "3", _positive_int, "argon2id iterations for new password hashes."),
+    Setting("ARGON2_TIME_COST", "2", _positive_int, "argon2id iterations for new password hashes."),
     Setting(
         "ARGON2_MEMORY_COST_KIB",
-        "65536",
+        "19456",
         _positive_int,
-        "argon2id memory in KiB for new password hashes.",
+        "argon2id memory in KiB for new password hashes (19 MiB: OWASP's recommendation).",
     ),
-    Setting("ARGON2_PARALLELISM", "4", _positive_int, "argon2id lanes for new password hashes."),
+    Setting("ARGON2_PARALLELISM", "1", _positive_int, "argon2id lanes for new password hashes."),
+    Setting(
+        "PASSWORD_HASH_CONCURRENCY",
+        "",
+        _hash_concurrency,
+        "Password hashes (verify, create, change) running at once on the whole instance; "
+        "unset: half the cores, at least 1.",
+    ),
+    Setting(
+        "PASSWORD_HASH_WAIT_MS",
+        "100",
+        _non_negative_int,
+        "Longest a request waits for a hashing slot before it gets a 503 busy.",
+    ),
+    Setting(
+        "PASSWORD_HASH_NICE",
+        "10",
+        _nice,
+        "Nice value of the threads that hash passwords: under load the rest of the API goes "
+        "first (0: same priority as requests).",
+    ),
+    Setting(
+        "DATABASE_QUEUE_BUDGET_MS",
+        "500",
+        _positive_int,
+        "Longest a request waits for a database connection when all are busy; then it gets a "
+        "503 busy at once (shed) instead of queueing for DATABASE_POOL_TIMEOUT.",
+    ),
+    Setting(
+        "RATELIMIT_STORAGE_URL",
+        "",
+        _redis_url,
+        "Where client request rates are counted: empty for this instance's shared memory, or a "
+        "redis:// URL that several instances share.",
+        secret=True,
+    ),
+    Setting(
+        "RATELIMIT_KEY_PREFIX",
+        "dataservice:rate:",
+        str,
+        "Prefix of the rate keys in Redis (one per deployment sharing a server).",
+    ),
+    Setting(
+        "INSTANCE_STATE_DIR",
+        "",
+        str,
+        "Directory (tmpfs) where the workers of one instance share rates and permits; "
+        "gunicorn.conf.py makes a fresh one when unset.",
+    ),
     Setting(
         "DATABASE_REPLICA_URL",
         "",

@@ -25,7 +25,7 @@ from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 
 from . import connectivity, integrity
-from .errors import Unavailable
+from .errors import Busy, Unavailable
 
 # json/jsonb columns (event data, stored idempotent responses) go through orjson, as HTTP bodies
 # do: several times faster than the json module for a batch's thousand event documents.
@@ -191,6 +191,7 @@ class Database:
             f"{config['DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS']}"
         )
         self.timeout = timeout or config["DATABASE_POOL_TIMEOUT"]
+        self.queue_budget = config["DATABASE_QUEUE_BUDGET_MS"] / 1000
         session = {"options": options}
         if config["DATABASE_PGBOUNCER"]:
             # Transaction pooling hands each transaction to any server connection: a prepared
@@ -293,7 +294,14 @@ class Database:
     def _checkout(self, pool: ConnectionPool, timeout: float) -> psycopg.Connection:
         deadline = monotonic() + timeout
         try:
-            if not self._gate.acquire(timeout):
+            # Past its budget a request is shed: under overload the ones served stay fast.
+            if not self._gate.acquire(min(timeout, self.queue_budget)):
+                if self.queue_budget < timeout:
+                    raise Busy(
+                        "every database connection of this worker is in use and the request "
+                        "waited its budget (DATABASE_QUEUE_BUDGET_MS); retry shortly",
+                        "queue",
+                    )
                 raise PoolTimeout(f"no connection came free in {timeout:.2f} s")
             try:
                 return self._usable_connection(pool, deadline)

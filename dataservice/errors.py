@@ -114,5 +114,26 @@ class Unavailable(ServiceError):
         super().__init__(detail, headers={"Retry-After": "1"})
 
 
+class RateLimited(ServiceError):
+    """The client is over one of its limits (admission.py); other clients are not affected."""
+
+    status, slug, title = 429, "rate-limited", "Too Many Requests"
+
+    def __init__(self, detail: str, headers: dict[str, str], reason: str):
+        super().__init__(detail, headers=headers)
+        self.reason = reason  # rate or in_flight: a label of dataservice_refused_requests_total
+
+
+class Busy(Unavailable):
+    """The instance is at capacity for this kind of work: answered at once, never queued. A
+    kind of Unavailable, so whatever copes with an unreachable database copes with it too."""
+
+    slug = "busy"
+
+    def __init__(self, detail: str, reason: str):
+        super().__init__(detail)
+        self.reason = reason  # hashing or queue: a label of dataservice_refused_requests_total
+
+
 def _capitalised(detail: str) -> str:
     return detail[:1].upper() + detail[1:] + "."

@@ -41,6 +41,13 @@ DB_ERRORS = Counter(
     "Database failures that became a 503, by kind (pool_timeout, statement_timeout, ...).",
     ["kind"],
 )
+REFUSED = Counter(
+    "dataservice_refused_requests",
+    "Requests refused before they ran, by route template, client and reason: rate and "
+    "in_flight (429, the client over its limits), hashing and queue (503 busy, the instance "
+    "at capacity: shed rather than queued).",
+    ["route", "client", "reason"],
+)
 # livesum: the total over the workers alive now, which is what the database sees.
 POOL_SIZE = Gauge(
     "dataservice_db_pool_connections",
@@ -90,6 +97,10 @@ def record_requests(samples) -> None:
         if counter is None:
             counter = _counters[key] = REQUESTS.labels(_label_method(key[0]), key[1], str(key[2]))
         counter.inc(count)
+
+
+def record_refused(route: str | None, client: str | None, reason: str) -> None:
+    REFUSED.labels(route or UNMATCHED, client or "", reason).inc()
 
 
 def record_database_error(kind: str) -> None:

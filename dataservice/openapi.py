@@ -12,7 +12,8 @@ documented right without listing them:
 - a path with parameters (`/users/{user_id}`): 404;
 - an operation that uses the database: 503 with Retry-After. Mark a view that never touches
   the database with `@touches_no_database` (below `@blp.route`);
-- a secured operation (`@auth.requires`): 401, and 403 when it needs scopes;
+- a secured operation (`@auth.requires`): 401, 403 when it needs scopes, and 429 (the client
+  over its limits, with Retry-After and the RateLimit headers);
 - a GET whose answer carries an ETag (api/resource.py): 304 and the If-None-Match header;
 - a PUT, PATCH or DELETE of one item (a path with parameters): 412 and the If-Match header
   (every such write is conditional, through api/resource.py's if_match()).
@@ -42,6 +43,23 @@ def _retry_after() -> dict:
             "description": "Seconds to wait before retrying.",
             "schema": {"type": "integer"},
         }
+    }
+
+
+def _rate_limited() -> dict:
+    return {
+        **_retry_after(),
+        "RateLimit-Policy": {
+            "description": "The client's limits (draft-ietf-httpapi-ratelimit-headers): "
+            '`"rate";q=<burst>;w=<seconds to refill it>` and `"in-flight";q=<requests>;'
+            'qu="concurrent-requests"`. Sent with every answer to a client that has limits.',
+            "schema": {"type": "string"},
+        },
+        "RateLimit": {
+            "description": 'What is left: `"rate";r=<requests left>;t=<seconds until the '
+            'burst is whole again>`, or `"in-flight";r=0;t=1` when too many are in flight.',
+            "schema": {"type": "string"},
+        },
     }
 
 
@@ -108,7 +126,7 @@ class OperationDefaults(BasePlugin):
                 codes.append(503)
             _conditional(method, operation, has_path_parameters)
             if "security" in operation:  # set by @auth.requires
-                codes.append(401)
+                codes += [401, 429]
                 if any(
                     scopes
                     for requirement in operation["security"]
@@ -124,6 +142,8 @@ class OperationDefaults(BasePlugin):
                     response.setdefault("content", _problem_content())
                     if int(code) == 503:
                         response.setdefault("headers", _retry_after())
+                    elif int(code) == 429:
+                        response.setdefault("headers", _rate_limited())
 
 
 class ServiceApi(Api):
@@ -154,6 +174,8 @@ class ServiceApi(Api):
                 response["content"] = _problem_content()
             if status == 503:
                 response["headers"] = _retry_after()
+            elif status == 429:
+                response["headers"] = _rate_limited()
             self.spec.components.response(status.name, response, lazy=True)
         self.spec.components.response(
             self.DEFAULT_ERROR_RESPONSE_NAME,

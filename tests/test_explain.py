@@ -141,10 +141,22 @@ SAMPLES = {
         {"client": "c", "key": "k", "status": 201, "headers": "{}", "body": b"{}"}
     ],
     "idempotency.prune_keys": [{}],
-    "clients.create_client": [{"name": "n", "token_hash": b"x" * 32, "scopes": ["users:read"]}],
+    "clients.create_client": [
+        {
+            "name": "n",
+            "token_hash": b"x" * 32,
+            "scopes": ["users:read"],
+            "rate_per_second": 10.0,
+            "burst": 20,
+            "max_in_flight": 4,
+        }
+    ],
     "clients.get_active_by_token_hash": [{"token_hash": b"x" * 32}],
     "clients.list_clients": [{}],
     "clients.revoke_client": [{"name": "n"}],
+    "clients.set_client_limits": [
+        {"name": "n", "rate_per_second": None, "burst": None, "max_in_flight": None}
+    ],
     "health.applied_migrations": [{}],
     "organizations.create_organization": [{"slug": "new-one", "name": "New"}],
     "organizations.get_organization": [{"organization_id": 10_000}],

@@ -1,0 +1,47 @@
+"""Per-client limits at the HTTP boundary (the decisions are admission.py's): a request of a
+limited client is admitted right after it is authenticated, refused with a 429 over its rate or
+its requests in flight, and answered with the RateLimit-Policy and RateLimit headers
+(draft-ietf-httpapi-ratelimit-headers) so the client can slow down before it is refused. Every
+refusal, 429 or 503 busy, is counted per route and client in dataservice_refused_requests_total.
+"""
+
+from collections.abc import Callable
+
+from flask import Flask, Request, after_this_request, g, request
+
+from .. import metrics
+from ..admission import Limits
+from ..errors import Busy, RateLimited
+from ..observe import NESTED
+from .problems import handle_service_error
+
+
+def init_app(app: Flask) -> Callable[[Request, Limits], None]:
+    """Registers the refusal handler; returns the admission check auth.init_app calls."""
+    admission = app.extensions["admission"]
+
+    def admit(req: Request, limits: Limits) -> None:
+        if NESTED in req.environ:
+            return  # an operation of a batch: the batch request was admitted
+        permits, index, status = admission.admit(g.client_name, limits)
+
+        # Runs for every response once admitted, error answers included (Flask calls it from
+        # the error handlers' responses too); a worker that dies gives its permits back anyway.
+        @after_this_request
+        def answered(response):
+            if permits is not None:
+                permits.release(index)
+            response.headers["RateLimit-Policy"] = limits.policy
+            if status:
+                response.headers["RateLimit"] = status
+            return response
+
+    @app.errorhandler(RateLimited)
+    @app.errorhandler(Busy)
+    def _refused(error):
+        rule = request.url_rule
+        client = g.get("client_name")
+        metrics.record_refused(rule.rule if rule is not None else None, client, error.reason)
+        return handle_service_error(error)
+
+    return admit
