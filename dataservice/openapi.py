@@ -20,14 +20,23 @@ documented right without listing them:
 
 Every error status a view declares itself (`@blp.alt_response(409, description=...)`) gets the
 problem body too, so a description is all a view has to give.
+
+Schemas: a schema-level rule made with schemas/fields.py's helpers (`exactly_one_of`,
+`at_least_one`) carries its JSON Schema, added here to the schema's component. A batch's
+`Operation` is documented as one of the shapes of the write operations in the document (method,
+path pattern, that endpoint's body), derived from the document itself as each blueprint is
+registered. `links` documents where a response's values lead (OpenAPI links).
 """
 
 import http
+import re
 
 from apispec import BasePlugin
+from apispec.ext.marshmallow.common import resolve_schema_cls
 from flask_smorest import Api
 from flask_smorest import Blueprint as SmorestBlueprint
 
+from .schemas.batch import METHODS, PATH_PREFIX
 from .schemas.problem import Problem
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -102,9 +111,102 @@ def _conditional(method: str, operation: dict, has_path_parameters: bool) -> Non
         responses[code] = {"description": description}
 
 
+def links(status: int, **targets: dict):
+    """Documents OpenAPI links from this view's `status` response: each keyword names an
+    operationId, its value the parameters taken from the response (`"$response.body#/id"`).
+    Generated clients, and schemathesis' stateful phase, follow them."""
+    return SmorestBlueprint.doc(
+        responses={
+            status: {
+                "links": {
+                    target: {"operationId": target, "parameters": parameters}
+                    for target, parameters in targets.items()
+                }
+            }
+        }
+    )
+
+
+def _schema_rules(schema) -> dict:
+    """The JSON Schema of the schema-level rules of a marshmallow schema (fields.documented)."""
+    try:
+        cls = resolve_schema_cls(schema)
+    except Exception:  # not a marshmallow schema: nothing to add
+        return {}
+    rules: dict = {}
+    for name in dir(cls):
+        json_schema = getattr(getattr(cls, name, None), "json_schema", None) or {}
+        rules.update(json_schema(cls) if callable(json_schema) else json_schema)
+    return rules
+
+
+def _field_json_schema(converter, field, **kwargs) -> dict:
+    """A field's `json_schema` metadata, over what apispec made of it (for a rule apispec
+    cannot read from the field, such as the keys a Dict takes)."""
+    return field.metadata.get("json_schema", {})
+
+
+_REGEX_SPECIAL = re.compile(r"[.^$|?*+()\[\]{}\\]")
+_PATH_PARAMETER = re.compile(r"\{([^}]+)\}")
+
+
+def _parameter_regex(schema: dict) -> str:
+    """A path parameter's value as a regular expression, from its documented schema."""
+    if schema.get("type") == "integer":
+        return "[0-9]{1,19}"  # the bigint converter's own (a value past bigint is a 404)
+    pattern = schema.get("pattern", "^[^/]+$")
+    return f"(?:{pattern.removeprefix('^').removesuffix('$')})"
+
+
+def _path_regex(path: str, parameters: dict[str, dict]) -> str:
+    parts = _PATH_PARAMETER.split(path)  # literal, name, literal, name, ...
+    regex = "".join(
+        _parameter_regex(parameters.get(part, {}))
+        if i % 2
+        else _REGEX_SPECIAL.sub(r"\\\g<0>", part)
+        for i, part in enumerate(parts)
+    )
+    return f"^{regex}$"
+
+
+def batch_operation_shapes(paths: dict) -> dict[str, dict]:
+    """One JSON Schema per write operation a batch may hold, named after the operation
+    (create_user: CreateUserOperation): its method, its path (parameters as their schemas
+    allow) and, when the endpoint takes one, its body, required."""
+    shapes = {}
+    for path, item in paths.items():
+        if not path.startswith(PATH_PREFIX) or path.startswith(PATH_PREFIX + "batch"):
+            continue
+        parameters = {
+            p["name"]: p["schema"] for p in item.get("parameters", []) if p["in"] == "path"
+        }
+        for method, operation in item.items():
+            if method.upper() not in METHODS:
+                continue
+            shape = {
+                "type": "object",
+                "properties": {
+                    "method": {"type": "string", "enum": [method.upper()]},
+                    "path": {"type": "string", "pattern": _path_regex(path, parameters)},
+                },
+                "required": ["method", "path"],
+            }
+            content = operation.get("requestBody", {}).get("content", {})
+            if content:
+                shape["properties"]["body"] = next(iter(content.values()))["schema"]
+                shape["required"].append("body")
+            name = operation["operationId"].title().replace("_", "") + "Operation"
+            shapes[name] = shape
+    return shapes
+
+
 class OperationDefaults(BasePlugin):
-    """Adds an operationId and the problem responses to each operation (see the module
-    docstring)."""
+    """Adds an operationId and the problem responses to each operation, and the schema-level
+    rules to each schema (see the module docstring)."""
+
+    def schema_helper(self, name, definition, **kwargs):
+        schema = kwargs.get("schema")
+        return _schema_rules(schema) if schema is not None else None
 
     def operation_helper(self, path=None, operations=None, **kwargs):
         rule = kwargs.get("rule")
@@ -155,6 +257,19 @@ class ServiceApi(Api):
         spec_kwargs = kwargs.pop("spec_kwargs", {})
         spec_kwargs.setdefault("extra_plugins", [OperationDefaults()])
         super().__init__(app, spec_kwargs=spec_kwargs, **kwargs)
+        self.ma_plugin.converter.add_attribute_function(_field_json_schema)
+
+    def register_blueprint(self, blp, **options):
+        super().register_blueprint(blp, **options)
+        # The batch's operations are those of the document so far: after the last blueprint,
+        # all of them.
+        schemas = self.spec.components.schemas
+        if "Operation" in schemas:
+            shapes = batch_operation_shapes(self.spec.to_dict()["paths"])
+            schemas.update(shapes)
+            schemas["Operation"]["oneOf"] = [
+                {"$ref": f"#/components/schemas/{name}"} for name in shapes
+            ]
 
     def _register_responses(self):
         """One lazy response per status (used when an operation references it by name, as

@@ -254,3 +254,45 @@ def test_conditional_requests_are_documented_where_they_are_honoured(spec):
             assert not {"304", "412"} & set(operation["responses"]), (method, path)
     user = spec["paths"]["/api/v1/users/{user_id}"]
     assert "304" in user["get"]["responses"] and "412" in user["delete"]["responses"]
+
+
+REQUEST_LINE_LIMIT = 4094  # gunicorn.conf.py's limit_request_line
+
+
+def free_text_parameters(spec):
+    """(operation path, parameter) of every string parameter in the query or path that is not
+    an enum or a format (a date-time): text a client chooses."""
+    for path, method, item, operation in operations(spec):
+        for parameter in item.get("parameters", []) + operation.get("parameters", []):
+            schema = parameter.get("schema", {})
+            text = schema.get("type") == "string" and not {"enum", "format"} & set(schema)
+            if text and parameter["in"] in ("query", "path"):
+                yield path, method, parameter
+
+
+def test_every_free_text_parameter_has_a_max_length_within_the_request_line(spec):
+    names = set()
+    for path, method, parameter in free_text_parameters(spec):
+        max_length = parameter["schema"].get("maxLength")
+        assert max_length, (method, path, parameter["name"])
+        # The longest value, percent-encoded at worst, fits a request line with the path: a
+        # client at the limit gets this service's answer, not a 414. A character is at most 12
+        # bytes (4 of UTF-8), or 3 where the pattern admits only listed ASCII characters.
+        pattern = parameter["schema"].get("pattern", "[^")
+        worst = (12 if "[^" in pattern else 3) * max_length
+        assert len(path) + len(parameter["name"]) + worst < REQUEST_LINE_LIMIT - 100, path
+        names.add(parameter["name"])
+    assert {"cursor", "after", "slug_prefix", "username", "email", "slug", "types"} <= names
+
+
+def test_the_server_refuses_a_free_text_parameter_past_its_max_length(client, spec):
+    for path, method, parameter in free_text_parameters(spec):
+        too_long = "a" * (parameter["schema"]["maxLength"] + 1)
+        if parameter["in"] == "path":
+            url = path.replace("{" + parameter["name"] + "}", too_long)
+            url = re.sub(r"\{[^}]+\}", "1", url)
+        else:
+            url = re.sub(r"\{[^}]+\}", "1", path) + f"?{parameter['name']}={too_long}"
+        response = client.open(url, method=method.upper())
+        assert response.status_code in (400, 404, 422), (url[:80], response.status_code)
+        assert response.mimetype == "application/problem+json"

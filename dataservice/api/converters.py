@@ -1,6 +1,7 @@
 """URL converters for path parameters."""
 
-from werkzeug.routing import BaseConverter, ValidationError
+from werkzeug.exceptions import NotFound
+from werkzeug.routing import BaseConverter
 
 from ..schemas.fields import BIGINT_MAX
 
@@ -14,7 +15,9 @@ class BigintConverter(BaseConverter):
     def to_python(self, value: str) -> int:
         number = int(value)
         if not 1 <= number <= BIGINT_MAX:
-            raise ValidationError()
+            # No row has this id. Not werkzeug's ValidationError: matching would go on, and
+            # answer 405 when the same path has a rule for another method (DELETE /users/0).
+            raise NotFound()
         return number
 
     def to_url(self, value: int) -> str:

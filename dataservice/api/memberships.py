@@ -4,6 +4,7 @@ membership has its own ETag; the database refuses to leave an organization witho
 
 from .. import db
 from ..auth import requires
+from ..openapi import links
 from ..schemas.memberships import (
     MemberListArgs,
     MembershipOut,
@@ -27,6 +28,10 @@ blp = Blueprint(
 
 MEMBERSHIPS = Resource(MembershipOut(), endpoint="memberships.get_member", events=store.EVENTS)
 MEMBER = "/organizations/<bigint:organization_id>/members/<bigint:user_id>"
+_THE_MEMBERSHIP = {
+    "organization_id": "$response.body#/organization_id",
+    "user_id": "$response.body#/user_id",
+}
 LAST_OWNER = "It would leave the organization without an owner (last-owner)."
 
 
@@ -37,6 +42,8 @@ LAST_OWNER = "It would leave the organization without an owner (last-owner)."
 @blp.response(200, MembershipOut, headers=ETAG_HEADER)
 @blp.alt_response(201, schema=MembershipOut, headers=CREATED_HEADERS, description="Added.")
 @blp.alt_response(409, description=LAST_OWNER)
+@links(200, get_member=_THE_MEMBERSHIP, delete_member=_THE_MEMBERSHIP)
+@links(201, get_member=_THE_MEMBERSHIP, delete_member=_THE_MEMBERSHIP)
 def put_member(data, organization_id, user_id):
     """Make a user a member of an organization with this role (200 when they were one)."""
     with db.transaction() as conn:

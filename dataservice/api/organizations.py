@@ -4,6 +4,7 @@
 from .. import db
 from ..auth import requires
 from ..integrity import reference
+from ..openapi import links
 from ..schemas.organizations import (
     OrganizationCreate,
     OrganizationListArgs,
@@ -26,6 +27,7 @@ blp = Blueprint(
     description="Organizations of users; each keeps at least one owner.",
 )
 
+_THE_ORGANIZATION = {"organization_id": "$response.body#/id"}
 ORGANIZATIONS = Resource(
     OrganizationOut(), endpoint="organizations.get_organization", events=store.EVENTS
 )
@@ -37,6 +39,14 @@ ORGANIZATIONS = Resource(
 @blp.arguments(OrganizationCreate())
 @blp.response(201, OrganizationOut, headers=CREATED_HEADERS)
 @blp.alt_response(409, description="The slug is taken.")
+@links(
+    201,
+    get_organization=_THE_ORGANIZATION,
+    update_organization=_THE_ORGANIZATION,
+    delete_organization=_THE_ORGANIZATION,
+    list_members=_THE_ORGANIZATION,
+    get_organization_by_slug={"slug": "$response.body#/slug"},
+)
 def create_organization(data):
     """Create an organization, owned by `owner_id` (its first membership)."""
     with db.transaction() as conn:

@@ -11,7 +11,10 @@ from flask import current_app, g
 from .. import db
 from ..auth import requires
 from ..errors import InvalidCredentials, NotFound
+from ..openapi import links
+from ..schemas.fields import NO_NUL
 from ..schemas.users import (
+    EMAIL_MAX_LENGTH,
     USERNAME_PATTERN,
     Credentials,
     PasswordChange,
@@ -39,6 +42,13 @@ blp = Blueprint(
 
 USERS = Resource(UserOut(), endpoint="users.get_user", events=store.EVENTS)
 _USERNAME = re.compile(USERNAME_PATTERN)
+_THE_USER = {"user_id": "$response.body#/id"}
+
+
+def _path_parameter(name: str, **schema) -> list[dict]:
+    """The documented form of a path parameter the view checks itself (a 404 when no row can
+    have it: the path names nothing)."""
+    return [{"in": "path", "name": name, "required": True, "schema": {"type": "string", **schema}}]
 
 
 def _password_hash(data: dict) -> str:
@@ -66,6 +76,16 @@ def create_many(conn, bodies: list[dict]) -> list[dict]:
 @blp.arguments(UserCreate())
 @blp.response(201, UserOut, headers=CREATED_HEADERS)
 @blp.alt_response(409, description="The email or the username is taken.")
+@links(
+    201,
+    get_user=_THE_USER,
+    update_user=_THE_USER,
+    set_password=_THE_USER,
+    delete_user=_THE_USER,
+    list_user_memberships=_THE_USER,
+    get_user_by_username={"username": "$response.body#/username"},
+    get_user_by_email={"email": "$response.body#/email"},
+)
 def create_user(data):
     """Create a user."""
     password_hash = _password_hash(data)  # before borrowing a connection: hashing is slow
@@ -101,7 +121,11 @@ def get_user(user_id):
         return USERS.read(store.get_user(conn, user_id))
 
 
-@blp.route("/by-username/<username>", methods=["GET"])
+@blp.route(
+    "/by-username/<username>",
+    methods=["GET"],
+    parameters=_path_parameter("username", pattern=USERNAME_PATTERN, minLength=3, maxLength=100),
+)
 @requires("users:read")
 @blp.response(200, UserOut, headers=ETAG_HEADER)
 @blp.alt_response(404, description="No user has this username.")
@@ -113,13 +137,17 @@ def get_user_by_username(username):
         return USERS.read(store.get_user_by_username(conn, username))
 
 
-@blp.route("/by-email/<email>", methods=["GET"])
+@blp.route(
+    "/by-email/<email>",
+    methods=["GET"],
+    parameters=_path_parameter("email", maxLength=EMAIL_MAX_LENGTH, pattern=NO_NUL),
+)
 @requires("users:read")
 @blp.response(200, UserOut, headers=ETAG_HEADER)
 @blp.alt_response(404, description="No user has this email.")
 def get_user_by_email(email):
     """Get a user by email, case-insensitively."""
-    if len(email) > 255 or "\x00" in email:  # no such user can exist (and text holds no NUL)
+    if len(email) > EMAIL_MAX_LENGTH or "\x00" in email:  # no such user (text holds no NUL)
         raise NotFound("no user with this email")
     with db.connection() as conn:
         return USERS.read(store.get_user_by_email(conn, email))

@@ -1,44 +1,66 @@
 """An atomic batch of write operations (api/batch.py), with references to earlier results."""
 
+import re
+
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from .fields import Text
+from .fields import NO_NUL, check_text, text
 
 MAX_OPERATIONS = 1000
 METHODS = ("POST", "PUT", "PATCH", "DELETE")
+PATH_PREFIX = "/api/v1/"
 PATH_PATTERN = r"^/api/v1/(?!batch)"
 PATH_MAX_LENGTH = 2048
+IF_MATCH = ("If-Match", "if-match")
+_IF_MATCH_VALUE = {"type": "string", "maxLength": 1024, "pattern": NO_NUL}
+
+
+def _under_the_api(path: str) -> None:
+    # Not documented as a pattern: the document states each operation's own path instead (the
+    # shapes openapi.py derives), and an operation no route takes is that route's 404 or 405.
+    check_text(path)
+    if not re.match(PATH_PATTERN, path):
+        raise ValidationError("Must be a path under /api/v1/.")
 
 
 class Operation(Schema):
+    """One write operation. The document lists its shapes (the `oneOf`); what it cannot state:
+    a reference in place of a value, resolved before the operation runs."""
+
     method = fields.String(required=True, validate=validate.OneOf(METHODS))
-    path = Text(
+    path = fields.String(  # not Text: no pattern of its own in the document (see _under_the_api)
         required=True,
-        validate=[
-            validate.Length(max=PATH_MAX_LENGTH),
-            validate.Regexp(PATH_PATTERN, error="Must be a path under /api/v1/."),
-        ],
+        validate=[validate.Length(max=PATH_MAX_LENGTH), _under_the_api],
         metadata={
-            "description": "The endpoint's path. `${/0/body/id}` in it is replaced by that value "
-            "of an earlier operation's result (a JSON Pointer into the results so far)."
+            "description": "The endpoint's path. `${/0/body/id}` in place of a path parameter is "
+            "replaced by that value of an earlier operation's result (a JSON Pointer into the "
+            "results so far); the patterns here are those of the path after replacement.",
         },
     )
     body = fields.Raw(
         allow_none=True,
         metadata={
             "description": 'The operation\'s JSON body. An object `{"$ref": "/0/body/id"}` '
-            "anywhere in it is replaced by that value of an earlier operation's result."
+            "anywhere in it is replaced by that value of an earlier operation's result; the "
+            "schema here is that of the body after replacement."
         },
     )
     headers = fields.Dict(
         keys=fields.String(),
-        values=Text(validate=validate.Length(max=1024)),
-        metadata={"description": "Only If-Match is honoured per operation."},
+        values=text(max_length=1024),
+        metadata={
+            "description": "Only If-Match may be set per operation.",
+            # what _only_if_match allows (openapi.py puts it in place of apispec's own)
+            "json_schema": {
+                "properties": {name: _IF_MATCH_VALUE for name in IF_MATCH},
+                "additionalProperties": False,
+            },
+        },
     )
 
     @validates("headers")
     def _only_if_match(self, value, **kwargs):
-        if set(value) - {"If-Match", "if-match"}:
+        if set(value) - set(IF_MATCH):
             raise ValidationError("Only If-Match may be set per operation.")
 
 

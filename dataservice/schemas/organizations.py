@@ -1,21 +1,19 @@
 """What a client sends to the organizations resource and what it gets back."""
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, fields, validate
 
-from .fields import BIGINT_MAX, Text, UtcDateTime
+from .fields import BIGINT_MAX, UtcDateTime, at_least_one, text
 from .pages import PageArgs, page_of, sorting
 
 SLUG_PATTERN = r"^[a-z0-9-]{3,63}$"
 SLUG = {
-    "validate": validate.Regexp(SLUG_PATTERN, error="3 to 63 characters of a-z, 0-9 and '-'."),
-    "metadata": {
-        "description": "The organization's URL name; unique.",
-        "pattern": SLUG_PATTERN,
-        "minLength": 3,
-        "maxLength": 63,
-    },
+    "pattern": SLUG_PATTERN,
+    "min_length": 3,
+    "max_length": 63,
+    "error": "3 to 63 characters of a-z, 0-9 and '-'.",
+    "description": "The organization's URL name; unique.",
 }
-NAME = {"validate": validate.Length(min=1, max=200)}
+NAME = {"min_length": 1, "max_length": 200}
 
 
 def id_field(**kwargs) -> fields.Integer:
@@ -24,8 +22,8 @@ def id_field(**kwargs) -> fields.Integer:
 
 
 class OrganizationCreate(Schema):
-    slug = Text(required=True, **SLUG)
-    name = Text(required=True, **NAME)
+    slug = text(required=True, **SLUG)
+    name = text(required=True, **NAME)
     owner_id = id_field(
         strict=True, required=True, metadata={"description": "The user who owns it from the start."}
     )
@@ -34,13 +32,9 @@ class OrganizationCreate(Schema):
 class OrganizationPatch(Schema):
     """A JSON merge patch of the organization's changeable fields; at least one of them."""
 
-    slug = Text(**SLUG)
-    name = Text(**NAME)
-
-    @validates_schema
-    def _not_empty(self, data, **kwargs):
-        if not data:
-            raise ValidationError("Give at least one of slug or name.", "_schema")
+    slug = text(**SLUG)
+    name = text(**NAME)
+    _not_empty = at_least_one("slug", "name")
 
 
 class OrganizationOut(Schema):
@@ -53,9 +47,12 @@ class OrganizationOut(Schema):
 
 class OrganizationListArgs(PageArgs):
     sort = sorting("id", "-id", "created_at", "-created_at")
-    slug_prefix = Text(
-        validate=validate.Regexp(r"^[a-z0-9-]{1,63}$", error="1 to 63 slug characters."),
-        metadata={"description": "Prefix of the slug."},
+    slug_prefix = text(
+        pattern=r"^[a-z0-9-]{1,63}$",
+        min_length=1,
+        max_length=63,
+        error="1 to 63 slug characters.",
+        description="Prefix of the slug.",
     )
     created_after = fields.AwareDateTime(metadata={"description": "RFC 3339, exclusive."})
     created_before = fields.AwareDateTime(metadata={"description": "RFC 3339, exclusive."})

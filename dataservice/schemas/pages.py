@@ -2,9 +2,16 @@
 
 from marshmallow import Schema, fields, validate
 
-from .fields import Text
+from .fields import text
 
-CURSOR_MAX_LENGTH = 2048
+# A cursor is base64url (api/cursors.py), ~150 characters for the longest position: short
+# enough that a URL with every parameter at its longest stays within gunicorn's request line.
+CURSOR = {
+    "pattern": r"^[A-Za-z0-9_-]+$",
+    "min_length": 1,
+    "max_length": 512,
+    "error": "Not a cursor this service issued.",
+}
 
 
 class PageArgs(Schema):
@@ -12,9 +19,10 @@ class PageArgs(Schema):
     its filters."""
 
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    cursor = Text(
-        validate=validate.Length(max=CURSOR_MAX_LENGTH),
-        metadata={"description": "The next_cursor of the previous page, as is."},
+    cursor = text(
+        **CURSOR,
+        description="The next_cursor of the previous page, as is. (That it is one this service "
+        "issued for this query, unaltered, is checked too: a 400 otherwise.)",
     )
     count = fields.String(
         validate=validate.OneOf(["exact"]),
