@@ -7,11 +7,10 @@ number of requests in flight at once. Password hashing, the one expensive thing 
 ask for, has its own bound for the whole instance (passwords.py).
 
 The state is instance-wide, shared by every gunicorn worker, without a network round trip:
-- rates live in one small memory-mapped file per client in the instance's directory (tmpfs),
-  read and written under flock();
-- permits (in flight, hashing) are byte-range locks on one file (Linux open-file-description
-  locks): a worker that dies holding one gives it back with its file descriptors, so a crash
-  never leaks a permit.
+- a client's timestamp and its requests in flight live in one small memory-mapped file in the
+  instance's directory (tmpfs), read and written under flock() (LocalClients);
+- hashing permits are byte-range locks on one file (Linux open-file-description locks): a
+  worker that dies holding one gives it back with its file descriptors (Permits).
 With several instances, RATELIMIT_STORAGE_URL=redis://... keeps the rates in Redis instead (one
 script call per request); in-flight and hashing bounds stay per instance, as they protect the
 instance's own workers and cores.
@@ -38,7 +37,13 @@ from .errors import RateLimited
 
 log = logging.getLogger(__name__)
 
-_TAT = struct.Struct("d")  # a rate file: the client's theoretical arrival time (monotonic s)
+# A client's file: its GCRA timestamp (the theoretical arrival time of its next request, in
+# monotonic seconds), then its requests in flight in each of _COLUMNS processes.
+_TAT = struct.Struct("d")
+_COLUMNS = 128  # processes of one instance: workers, and the CLI or tests
+_COUNT = struct.Struct("i")
+_COUNTS = struct.Struct(f"{_COLUMNS}i")
+_FILE_SIZE = _TAT.size + _COUNTS.size
 _LOCK = struct.Struct("hhqqi4x")  # struct flock on Linux x86-64 and arm64: 32 bytes
 
 
@@ -120,36 +125,79 @@ def _lock_byte(fd: int, index: int, kind: int) -> bool:
     return True
 
 
-class LocalRates:
-    """GCRA state in memory-mapped files, one per client, under flock()."""
+class LocalClients:
+    """Each client's state in one memory-mapped file, read and written under flock(): the GCRA
+    timestamp, and its requests in flight counted per process (a column each), so that the
+    count of a process that died can be wiped by the next process taking its column. One lock
+    for both checks: a request of a limited client costs two flock() pairs in all."""
 
     def __init__(self, directory: Callable[[], Path]):
         self._directory = directory
         self._files: dict[str, tuple[int, mmap.mmap]] = {}
-        self._mutex = threading.Lock()
+        self._mutex = threading.Lock()  # threads of one process share the descriptors
+        self._column: int | None = None
 
-    def take(self, key: str, interval: float, capacity: float) -> float:
-        """Takes one request: the seconds until the bucket is full again (>= 0), or, when
-        refused, minus the seconds until one more request would be allowed."""
+    def enter(
+        self, key: str, interval: float | None, capacity: float, in_flight: int | None
+    ) -> tuple[str | None, float]:
+        """Takes one request of `key`, by its rate (when `interval`) and one of its `in_flight`
+        places (when given): (None, seconds until its bucket is full again) when admitted,
+        ("rate", seconds to wait) or ("in_flight", 1.0) when refused."""
         with self._mutex:
             fd, view = self._files.get(key) or self._open(key)
             fcntl.flock(fd, fcntl.LOCK_EX)  # other workers hold it for a few microseconds
             try:
                 now = time.monotonic()  # one clock for the machine (CLOCK_MONOTONIC)
-                due = max(_TAT.unpack_from(view)[0], now) + interval
-                if due - now > capacity:
-                    return capacity - (due - now)
-                _TAT.pack_into(view, 0, due)
-                return due - now
+                left = 0.0
+                if interval:
+                    due = max(_TAT.unpack_from(view)[0], now) + interval
+                    left = due - now
+                    if left > capacity:
+                        return "rate", left - capacity
+                if in_flight:
+                    if sum(_COUNTS.unpack_from(view, _TAT.size)) >= in_flight:
+                        return "in_flight", 1.0
+                    offset = self._offset
+                    _COUNT.pack_into(view, offset, _COUNT.unpack_from(view, offset)[0] + 1)
+                if interval:
+                    _TAT.pack_into(view, 0, due)
+                return None, left
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def leave(self, key: str) -> None:
+        """Gives back the in-flight place an admitted request of `key` took."""
+        with self._mutex:
+            fd, view = self._files[key]
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                offset = self._offset
+                _COUNT.pack_into(view, offset, max(_COUNT.unpack_from(view, offset)[0] - 1, 0))
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _open(self, key: str) -> tuple[int, mmap.mmap]:
+        if self._column is None:
+            self._claim_column()
         name = sha256(key.encode()).hexdigest()[:32]
-        fd = os.open(self._directory() / f"rate-{name}", os.O_RDWR | os.O_CREAT, 0o600)
-        os.ftruncate(fd, _TAT.size)  # zeros (a time long past) when new; a no-op otherwise
-        entry = self._files[key] = (fd, mmap.mmap(fd, _TAT.size))
+        fd = os.open(self._directory() / f"client-{name}", os.O_RDWR | os.O_CREAT, 0o600)
+        os.ftruncate(fd, _FILE_SIZE)  # zeros (a time long past, nothing in flight) when new
+        entry = self._files[key] = (fd, mmap.mmap(fd, _FILE_SIZE))
         return entry
+
+    def _claim_column(self) -> None:
+        """Takes the first column no live process holds (a lock on its byte of `columns`,
+        held for this process's life) and wipes what a dead holder left in it."""
+        fd = os.open(self._directory() / "columns", os.O_RDWR | os.O_CREAT, 0o600)
+        column = next((c for c in range(_COLUMNS) if _lock_byte(fd, c, fcntl.F_WRLCK)), None)
+        if column is None:
+            raise RuntimeError(f"more than {_COLUMNS} processes share {self._directory()}")
+        self._column, self._offset = column, _TAT.size + column * _COUNT.size
+        for path in self._directory().glob("client-*"):
+            with path.open("r+b") as file:
+                fcntl.flock(file, fcntl.LOCK_EX)
+                file.seek(self._offset)
+                file.write(_COUNT.pack(0))
 
 
 # KEYS[1]: the client's key; ARGV: interval, capacity (seconds). Redis's clock serves every
@@ -198,15 +246,11 @@ class Admission:
     def __init__(self, config: dict):
         self._configured_directory = config["INSTANCE_STATE_DIR"]
         self._made: str | None = None
+        self.clients = LocalClients(lambda: self.directory)
         url = config["RATELIMIT_STORAGE_URL"]
-        self.rates = (
-            RedisRates(url, config["RATELIMIT_KEY_PREFIX"])
-            if url
-            else LocalRates(lambda: self.directory)
-        )
+        self.shared_rates = RedisRates(url, config["RATELIMIT_KEY_PREFIX"]) if url else None
         size = config["PASSWORD_HASH_CONCURRENCY"]
         self.hashing = Permits(lambda: self.directory / "hashing", size)
-        self._in_flight: dict[tuple[str, int], Permits] = {}
 
     @cached_property
     def directory(self) -> Path:
@@ -217,44 +261,47 @@ class Admission:
         atexit.register(self.close)
         return Path(self._made)
 
-    def admit(self, client: str, limits: Limits) -> tuple[Permits | None, int, str]:
-        """Checks one request of `client`: returns the in-flight permit it holds (to give back
-        with `release`) and its RateLimit header, or raises RateLimited."""
-        status = ""
-        if limits.rate:
-            interval = 1.0 / limits.rate
-            left = self.rates.take(client, interval, limits.burst * interval)
-            if left is not None and left < 0:  # None: the store is unreachable (RedisRates)
-                wait = math.ceil(-left)
-                raise RateLimited(
-                    f"this client may send {limits.rate:g} requests per second (bursts of "
-                    f"{limits.burst}); retry in {wait} s",
-                    _refusal_headers(limits, f'"rate";r=0;t={wait}', wait),
-                    "rate",
-                )
-            if left is not None:
-                remaining = int((limits.burst * interval - left) / interval + 1e-9)
-                status = f'"rate";r={remaining};t={math.ceil(left)}'
-        if not limits.in_flight:
-            return None, 0, status
-        permits = self._in_flight.get((client, limits.in_flight))
-        if permits is None:
-            permits = self._permits_for(client, limits.in_flight)
-        index = permits.try_acquire()
-        if index is None:
+    def admit(self, client: str, limits: Limits) -> str:
+        """Checks one request of `client`: returns its RateLimit header ("" when there is none
+        to give), or raises RateLimited. An admitted request with an in-flight limit must be
+        given back with `leave(client)`."""
+        interval = 1.0 / limits.rate if limits.rate else None
+        capacity = limits.burst * interval if interval else 0.0
+        if interval and self.shared_rates is not None:
+            left = self.shared_rates.take(client, interval, capacity)
+            if left is not None and left < 0:
+                raise self._over_rate(limits, -left)
+            refused = (
+                limits.in_flight and self.clients.enter(client, None, 0.0, limits.in_flight)[0]
+            )
+        else:
+            refused, left = self.clients.enter(client, interval, capacity, limits.in_flight)
+            if refused == "rate":
+                raise self._over_rate(limits, left)
+        if refused == "in_flight":
             raise RateLimited(
                 f"this client may have {limits.in_flight} requests in flight at once; wait for "
                 "one to finish",
                 _refusal_headers(limits, '"in-flight";r=0;t=1', 1),
                 "in_flight",
             )
-        return permits, index, status
+        if not interval or left is None:  # no rate, or its store unreachable (RedisRates)
+            return ""
+        remaining = int((capacity - left) / interval + 1e-9)
+        return f'"rate";r={remaining};t={math.ceil(left)}'
 
-    def _permits_for(self, client: str, size: int) -> Permits:
-        name = sha256(client.encode()).hexdigest()[:32]
-        path = self.directory / f"in-flight-{name}"
-        permits = self._in_flight[(client, size)] = Permits(lambda: path, size)
-        return permits
+    def leave(self, client: str) -> None:
+        self.clients.leave(client)
+
+    @staticmethod
+    def _over_rate(limits: Limits, seconds: float) -> RateLimited:
+        wait = math.ceil(seconds)
+        return RateLimited(
+            f"this client may send {limits.rate:g} requests per second (bursts of "
+            f"{limits.burst}); retry in {wait} s",
+            _refusal_headers(limits, f'"rate";r=0;t={wait}', wait),
+            "rate",
+        )
 
     def close(self) -> None:
         if self._made:

@@ -13,7 +13,6 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -21,7 +20,7 @@ from click.testing import CliRunner
 from prometheus_client import REGISTRY
 
 from dataservice import auth
-from dataservice.admission import Permits
+from dataservice.admission import LocalClients, Permits
 from dataservice.cli import main
 
 from .support import BCRYPT_HASH, TOKEN, new_user
@@ -293,17 +292,21 @@ def test_several_instances_share_the_limits_through_redis(start_gunicorn, db):
     assert statuses.count(200) in (16, 17, 18), statuses
 
 
-def test_the_redis_script_refuses_like_the_local_store():
+def test_the_redis_script_refuses_like_the_local_store(tmp_path):
     """The two stores run the same algorithm: same answers for the same sequence."""
-    from dataservice.admission import LocalRates, RedisRates
+    from dataservice.admission import RedisRates
 
-    directory = Path(os.environ.get("TMPDIR", "/tmp")) / f"rates-{os.getpid()}"  # noqa: S108
-    directory.mkdir(exist_ok=True)
-    local = LocalRates(lambda: directory)
+    local = LocalClients(lambda: tmp_path)
     remote = RedisRates(redis_url(), f"dataservice-test:{os.getpid()}:{time.monotonic_ns()}:")
-    for store in (local, remote):
-        left = [store.take("c", 0.5, 1.5) for _ in range(4)]  # 2/s, burst 3
-        assert [round(x, 1) for x in left] == [0.5, 1.0, 1.5, -0.5]
+    local_left = [local.enter("c", 0.5, 1.5, None) for _ in range(4)]  # 2/s, burst 3
+    remote_left = [remote.take("c", 0.5, 1.5) for _ in range(4)]
+    assert [(r, round(x, 1)) for r, x in local_left] == [
+        (None, 0.5),
+        (None, 1.0),
+        (None, 1.5),
+        ("rate", 0.5),
+    ]
+    assert [round(x, 1) for x in remote_left] == [0.5, 1.0, 1.5, -0.5]
 
 
 def test_clients_get_limits_from_the_cli(database_url):
@@ -362,3 +365,35 @@ def test_hashes_run_in_threads_of_lower_priority(make_app):
     assert os.getpriority(os.PRIO_PROCESS, 0) == 0  # the request's thread keeps its priority
     assert hasher._run(os.getpriority, os.PRIO_PROCESS, 0) == 10
     assert hasher.verify(hasher.hash("a long enough password"), "a long enough password")
+
+
+def test_the_requests_in_flight_of_a_killed_process_are_wiped(tmp_path):
+    """A process that dies holding in-flight places leaves them in its column; the next
+    process to take that column wipes them."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from dataservice.admission import "
+            "LocalClients; c = LocalClients(lambda: Path(sys.argv[1])); "
+            "assert c.enter('k', None, 0.0, 2) == (None, 0.0); "
+            "assert c.enter('k', None, 0.0, 2) == (None, 0.0); "
+            "print('held', flush=True); time.sleep(60)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    other = LocalClients(lambda: tmp_path)
+    assert other.enter("k", None, 0.0, 2) == ("in_flight", 1.0)  # both places are taken
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    holder.stdout.close()
+    assert other.enter("k", None, 0.0, 2) == ("in_flight", 1.0)  # still counted, column held
+    successor = LocalClients(lambda: tmp_path)  # takes the dead process's column
+    assert successor.enter("k", None, 0.0, 2) == (None, 0.0)
+    assert successor.enter("k", None, 0.0, 2) == (None, 0.0)
+    assert other.enter("k", None, 0.0, 2) == ("in_flight", 1.0)
+    successor.leave("k")
+    assert other.enter("k", None, 0.0, 2) == (None, 0.0)

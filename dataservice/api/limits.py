@@ -23,14 +23,16 @@ def init_app(app: Flask) -> Callable[[Request, Limits], None]:
     def admit(req: Request, limits: Limits) -> None:
         if NESTED in req.environ:
             return  # an operation of a batch: the batch request was admitted
-        permits, index, status = admission.admit(g.client_name, limits)
+        client = g.client_name
+        status = admission.admit(client, limits)
 
         # Runs for every response once admitted, error answers included (Flask calls it from
-        # the error handlers' responses too); a worker that dies gives its permits back anyway.
+        # the error handlers' responses too); a worker that dies has its count wiped by the
+        # next process that takes its column (admission.LocalClients).
         @after_this_request
         def answered(response):
-            if permits is not None:
-                permits.release(index)
+            if limits.in_flight:
+                admission.leave(client)
             response.headers["RateLimit-Policy"] = limits.policy
             if status:
                 response.headers["RateLimit"] = status
