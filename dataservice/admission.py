@@ -34,16 +34,16 @@ from hashlib import sha256
 from pathlib import Path
 
 from .errors import RateLimited
+from .workers import section_lock
 
 log = logging.getLogger(__name__)
 
 # A client's file: its GCRA timestamp (the theoretical arrival time of its next request, in
-# monotonic seconds), then its requests in flight in each of _COLUMNS processes.
-_TAT = struct.Struct("d")
+# monotonic seconds) and its requests in flight, then the latter for each of _COLUMNS processes.
+_HEAD = struct.Struct("di4x")
 _COLUMNS = 128  # processes of one instance: workers, and the CLI or tests
 _COUNT = struct.Struct("i")
-_COUNTS = struct.Struct(f"{_COLUMNS}i")
-_FILE_SIZE = _TAT.size + _COUNTS.size
+_FILE_SIZE = _HEAD.size + _COLUMNS * _COUNT.size
 _LOCK = struct.Struct("hhqqi4x")  # struct flock on Linux x86-64 and arm64: 32 bytes
 
 
@@ -126,15 +126,15 @@ def _lock_byte(fd: int, index: int, kind: int) -> bool:
 
 
 class LocalClients:
-    """Each client's state in one memory-mapped file, read and written under flock(): the GCRA
-    timestamp, and its requests in flight counted per process (a column each), so that the
-    count of a process that died can be wiped by the next process taking its column. One lock
-    for both checks: a request of a limited client costs two flock() pairs in all."""
+    """Each client's state in one memory-mapped file, read and written under flock(): its GCRA
+    timestamp, its requests in flight, and the same counted per process (a column each), so
+    that what a process that died held can be taken off by the next process taking its column.
+    One lock for both checks: a request of a limited client costs two flock() pairs in all."""
 
     def __init__(self, directory: Callable[[], Path]):
         self._directory = directory
         self._files: dict[str, tuple[int, mmap.mmap]] = {}
-        self._mutex = threading.Lock()  # threads of one process share the descriptors
+        self._mutex = section_lock()  # threads of one process share the descriptors
         self._column: int | None = None
 
     def enter(
@@ -148,19 +148,19 @@ class LocalClients:
             fcntl.flock(fd, fcntl.LOCK_EX)  # other workers hold it for a few microseconds
             try:
                 now = time.monotonic()  # one clock for the machine (CLOCK_MONOTONIC)
+                due, total = _HEAD.unpack_from(view)
                 left = 0.0
                 if interval:
-                    due = max(_TAT.unpack_from(view)[0], now) + interval
+                    due = max(due, now) + interval
                     left = due - now
                     if left > capacity:
                         return "rate", left - capacity
                 if in_flight:
-                    if sum(_COUNTS.unpack_from(view, _TAT.size)) >= in_flight:
+                    if total >= in_flight:
                         return "in_flight", 1.0
-                    offset = self._offset
-                    _COUNT.pack_into(view, offset, _COUNT.unpack_from(view, offset)[0] + 1)
-                if interval:
-                    _TAT.pack_into(view, 0, due)
+                    total += 1
+                    _add(view, self._offset, 1)
+                _HEAD.pack_into(view, 0, due, total)
                 return None, left
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
@@ -171,8 +171,9 @@ class LocalClients:
             fd, view = self._files[key]
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                offset = self._offset
-                _COUNT.pack_into(view, offset, max(_COUNT.unpack_from(view, offset)[0] - 1, 0))
+                if _add(view, self._offset, -1):
+                    due, total = _HEAD.unpack_from(view)
+                    _HEAD.pack_into(view, 0, due, total - 1)
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
@@ -187,17 +188,28 @@ class LocalClients:
 
     def _claim_column(self) -> None:
         """Takes the first column no live process holds (a lock on its byte of `columns`,
-        held for this process's life) and wipes what a dead holder left in it."""
+        held for this process's life) and takes off what a dead holder left in it."""
         fd = os.open(self._directory() / "columns", os.O_RDWR | os.O_CREAT, 0o600)
         column = next((c for c in range(_COLUMNS) if _lock_byte(fd, c, fcntl.F_WRLCK)), None)
         if column is None:
             raise RuntimeError(f"more than {_COLUMNS} processes share {self._directory()}")
-        self._column, self._offset = column, _TAT.size + column * _COUNT.size
+        self._column, self._offset = column, _HEAD.size + column * _COUNT.size
         for path in self._directory().glob("client-*"):
-            with path.open("r+b") as file:
+            with path.open("r+b") as file, mmap.mmap(file.fileno(), _FILE_SIZE) as view:
                 fcntl.flock(file, fcntl.LOCK_EX)
-                file.seek(self._offset)
-                file.write(_COUNT.pack(0))
+                (left_behind,) = _COUNT.unpack_from(view, self._offset)
+                _add(view, self._offset, -left_behind)
+                due, total = _HEAD.unpack_from(view)
+                _HEAD.pack_into(view, 0, due, total - left_behind)
+
+
+def _add(view: mmap.mmap, offset: int, amount: int) -> bool:
+    """Adds `amount` to the count at `offset`, never below 0; False when it was 0 already."""
+    (count,) = _COUNT.unpack_from(view, offset)
+    if count + amount < 0:
+        return False
+    _COUNT.pack_into(view, offset, count + amount)
+    return True
 
 
 # KEYS[1]: the client's key; ARGV: interval, capacity (seconds). Redis's clock serves every
@@ -262,9 +274,9 @@ class Admission:
         return Path(self._made)
 
     def admit(self, client: str, limits: Limits) -> str:
-        """Checks one request of `client`: returns its RateLimit header ("" when there is none
-        to give), or raises RateLimited. An admitted request with an in-flight limit must be
-        given back with `leave(client)`."""
+        """Checks one request of `client`: returns its RateLimit header once it has used half
+        of its burst ("" before that, or with no rate), or raises RateLimited. An admitted
+        request with an in-flight limit must be given back with `leave(client)`."""
         interval = 1.0 / limits.rate if limits.rate else None
         capacity = limits.burst * interval if interval else 0.0
         if interval and self.shared_rates is not None:
@@ -288,6 +300,8 @@ class Admission:
         if not interval or left is None:  # no rate, or its store unreachable (RedisRates)
             return ""
         remaining = int((capacity - left) / interval + 1e-9)
+        if 2 * remaining >= limits.burst:
+            return ""  # far from the limit: headers cost ~15k instructions each (1% of a GET)
         return f'"rate";r={remaining};t={math.ceil(left)}'
 
     def leave(self, client: str) -> None:

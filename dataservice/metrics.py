@@ -73,6 +73,7 @@ POOL_MAX = Gauge(
 # .labels() takes a lock and builds a key on every call; these dict lookups do not.
 _counters: dict[tuple[str, str, int], Counter] = {}
 _histograms: dict[tuple[str, str], Histogram] = {}
+_refused: dict[tuple[str, str, str], Counter] = {}
 _last_pool_stats: tuple | None = None
 
 
@@ -100,7 +101,14 @@ def record_requests(samples) -> None:
 
 
 def record_refused(route: str | None, client: str | None, reason: str) -> None:
-    REFUSED.labels(route or UNMATCHED, client or "", reason).inc()
+    """Counts a refusal at once: a flood of them is what it is there to show."""
+    key = (route or UNMATCHED, client or "", reason)
+    counter = _refused.get(key)
+    if counter is None:
+        if len(_refused) > 10_000:  # bounded, like the token cache
+            _refused.clear()
+        counter = _refused[key] = REFUSED.labels(*key)
+    counter.inc()
 
 
 def record_database_error(kind: str) -> None:

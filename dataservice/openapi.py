@@ -61,7 +61,8 @@ def _rate_limited() -> dict:
         "RateLimit-Policy": {
             "description": "The client's limits (draft-ietf-httpapi-ratelimit-headers): "
             '`"rate";q=<burst>;w=<seconds to refill it>` and `"in-flight";q=<requests>;'
-            'qu="concurrent-requests"`. Sent with every answer to a client that has limits.',
+            'qu="concurrent-requests"`. Sent on a 429, and on other answers once the client '
+            "has used half of its burst.",
             "schema": {"type": "string"},
         },
         "RateLimit": {

@@ -73,12 +73,10 @@ def test_a_client_over_its_rate_gets_429_with_the_headers_and_recovers(make_app,
 
     answers = [client.get(url, headers=headers) for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 200]
-    assert {a.headers["RateLimit-Policy"] for a in answers} == {'"rate";q=3;w=3'}
-    assert [a.headers["RateLimit"] for a in answers] == [
-        '"rate";r=2;t=1',
-        '"rate";r=1;t=2',
-        '"rate";r=0;t=3',
-    ]
+    # The headers come once half of the burst is used (before, they would cost for nothing).
+    assert "RateLimit" not in answers[0].headers and "RateLimit-Policy" not in answers[0].headers
+    assert {a.headers["RateLimit-Policy"] for a in answers[1:]} == {'"rate";q=3;w=3'}
+    assert [a.headers["RateLimit"] for a in answers[1:]] == ['"rate";r=1;t=2', '"rate";r=0;t=3']
 
     before = refused("rate", "limited")
     over = client.get(url, headers=headers)
@@ -252,7 +250,11 @@ def test_the_limits_hold_across_the_workers_of_an_instance(start_gunicorn, db, t
     token = add_client(db, "shared", rate=0.5, burst=10)
     path = user_path(db)
     metrics_dir = tmp_path / "metrics"
-    base, _, _ = start_gunicorn(WEB_WORKERS="2", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    base, _, _ = start_gunicorn(
+        WEB_WORKERS="2",
+        WEB_WORKER_CONNECTIONS="8",  # a worker holding 8 keep-alive connections takes no more
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+    )
     statuses = burst_through([base], token, path, 40)
     # Counted per worker, each of the two would have let 10 through.
     assert statuses.count(200) in (10, 11), statuses
@@ -355,8 +357,7 @@ def test_while_redis_is_unreachable_rates_are_not_enforced(make_app, db):
     user = client.post("/api/v1/users", json=new_user()).get_json()
     answers = [client.get(f"/api/v1/users/{user['id']}", headers=bearer(token)) for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 200]
-    assert "RateLimit" not in answers[0].headers
-    assert answers[0].headers["RateLimit-Policy"] == '"rate";q=1;w=1'
+    assert "RateLimit" not in answers[0].headers  # nothing known to tell
 
 
 def test_hashes_run_in_threads_of_lower_priority(make_app):

@@ -1,7 +1,8 @@
 """Per-client limits at the HTTP boundary (the decisions are admission.py's): a request of a
 limited client is admitted right after it is authenticated, refused with a 429 over its rate or
-its requests in flight, and answered with the RateLimit-Policy and RateLimit headers
-(draft-ietf-httpapi-ratelimit-headers) so the client can slow down before it is refused. Every
+its requests in flight, and, once it has used half of its burst, answered with the
+RateLimit-Policy and RateLimit headers (draft-ietf-httpapi-ratelimit-headers) so it can slow
+down before it is refused. Every
 refusal, 429 or 503 busy, is counted per route and client in dataservice_refused_requests_total.
 """
 
@@ -25,16 +26,18 @@ def init_app(app: Flask) -> Callable[[Request, Limits], None]:
             return  # an operation of a batch: the batch request was admitted
         client = g.client_name
         status = admission.admit(client, limits)
+        if not (status or limits.in_flight):
+            return
 
         # Runs for every response once admitted, error answers included (Flask calls it from
-        # the error handlers' responses too); a worker that dies has its count wiped by the
-        # next process that takes its column (admission.LocalClients).
+        # the error handlers' responses too); a worker that dies has its count taken off by
+        # the next process that takes its column (admission.LocalClients).
         @after_this_request
         def answered(response):
             if limits.in_flight:
                 admission.leave(client)
-            response.headers["RateLimit-Policy"] = limits.policy
             if status:
+                response.headers["RateLimit-Policy"] = limits.policy
                 response.headers["RateLimit"] = status
             return response
 
