@@ -389,7 +389,11 @@ def check(traffic: Traffic, cluster: HACluster, base: str, accepted: float, what
     for answer in answers:
         if answer.status == 503:
             assert answer.headers["content-type"] == "application/problem+json"
-            assert answer.body["type"] == "urn:dataservice:problem:unavailable"
+            # busy: shed after its queue budget while its worker's connections were replaced
+            assert answer.body["type"] in (
+                "urn:dataservice:problem:unavailable",
+                "urn:dataservice:problem:busy",
+            )
             assert answer.headers["retry-after"]
     slowest = max(answer.ended - answer.started for answer in answers)
     assert slowest < SLOWEST, f"an answer took {slowest:.2f} s"
