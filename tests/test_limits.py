@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -127,26 +128,38 @@ def test_requests_in_flight_are_bounded_and_given_back(make_app, db, serve):
         assert fetch(f"{base}/api/v1/users/999999", token)[0] == 404
 
 
-def test_a_permit_held_by_a_killed_process_comes_back(tmp_path):
-    path = tmp_path / "permits"
+def holding_in_another_process(code: str, path: Path) -> subprocess.Popen:
+    """A Python process that runs `code` (with `path` and dataservice.admission's names at
+    hand), then holds whatever it took until it is killed."""
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from dataservice.admission import "
-            "Permits; p = Permits(lambda: Path(sys.argv[1]), 1); assert p.try_acquire() == 0; "
-            "print('held', flush=True); time.sleep(60)",
+            "import sys, time; from pathlib import Path; from dataservice.admission import *; "
+            f"path = Path(sys.argv[1]); {code}; print('held', flush=True); time.sleep(60)",
             str(path),
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
     assert holder.stdout.readline().strip() == "held"
-    permits = Permits(lambda: path, 1)
-    assert permits.try_acquire() is None  # another process holds it
+    return holder
+
+
+def kill(holder: subprocess.Popen) -> None:
     holder.send_signal(signal.SIGKILL)
     holder.wait()
     holder.stdout.close()
+
+
+def test_a_permit_held_by_a_killed_process_comes_back(tmp_path):
+    path = tmp_path / "permits"
+    holder = holding_in_another_process(
+        "p = Permits(lambda: path, 1); assert p.try_acquire() == 0", path
+    )
+    permits = Permits(lambda: path, 1)
+    assert permits.try_acquire() is None  # another process holds it
+    kill(holder)
     assert permits.try_acquire() == 0
     assert permits.try_acquire() is None  # and this process cannot take it twice
 
@@ -371,26 +384,15 @@ def test_hashes_run_in_threads_of_lower_priority(make_app):
 def test_the_requests_in_flight_of_a_killed_process_are_wiped(tmp_path):
     """A process that dies holding in-flight places leaves them in its column; the next
     process to take that column wipes them."""
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from pathlib import Path; from dataservice.admission import "
-            "LocalClients; c = LocalClients(lambda: Path(sys.argv[1])); "
-            "assert c.enter('k', None, 0.0, 2) == (None, 0.0); "
-            "assert c.enter('k', None, 0.0, 2) == (None, 0.0); "
-            "print('held', flush=True); time.sleep(60)",
-            str(tmp_path),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
+    holder = holding_in_another_process(
+        "c = LocalClients(lambda: path); "
+        "assert c.enter('k', None, 0.0, 2) == (None, 0.0); "
+        "assert c.enter('k', None, 0.0, 2) == (None, 0.0)",
+        tmp_path,
     )
-    assert holder.stdout.readline().strip() == "held"
     other = LocalClients(lambda: tmp_path)
     assert other.enter("k", None, 0.0, 2) == ("in_flight", 1.0)  # both places are taken
-    holder.send_signal(signal.SIGKILL)
-    holder.wait()
-    holder.stdout.close()
+    kill(holder)
     assert other.enter("k", None, 0.0, 2) == ("in_flight", 1.0)  # still counted, column held
     successor = LocalClients(lambda: tmp_path)  # takes the dead process's column
     assert successor.enter("k", None, 0.0, 2) == (None, 0.0)

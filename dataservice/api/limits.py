@@ -2,8 +2,8 @@
 limited client is admitted right after it is authenticated, refused with a 429 over its rate or
 its requests in flight, and, once it has used half of its burst, answered with the
 RateLimit-Policy and RateLimit headers (draft-ietf-httpapi-ratelimit-headers) so it can slow
-down before it is refused. Every
-refusal, 429 or 503 busy, is counted per route and client in dataservice_refused_requests_total.
+down before it is refused. Every refusal, 429 or 503 busy, is counted per route and client in
+dataservice_refused_requests_total.
 """
 
 from collections.abc import Callable
