@@ -178,6 +178,14 @@ SETTINGS = (
         "503 busy at once (shed) instead of queueing for DATABASE_POOL_TIMEOUT.",
     ),
     Setting(
+        "RATELIMIT_HOLD_MS",
+        "250",
+        _non_negative_int,
+        "How long the 429 of a client that retries before its Retry-After is held (gevent "
+        "workers only), so that a client ignoring Retry-After cannot spend the cores on its "
+        "refusals; 0: never held.",
+    ),
+    Setting(
         "RATELIMIT_STORAGE_URL",
         "",
         _redis_url,

@@ -282,6 +282,39 @@ def test_the_limits_hold_across_the_workers_of_an_instance(start_gunicorn, db, t
     assert len(served_by) == 2, "both workers must have served some of the requests"
 
 
+def test_a_client_ignoring_retry_after_has_its_429s_held(start_gunicorn, db):
+    token = add_client(db, "impatient", rate=1, burst=1)
+    path = user_path(db)
+    base, _, _ = start_gunicorn(WEB_WORKERS="1", RATELIMIT_HOLD_MS="600")
+    conn = http.client.HTTPConnection(urlsplit(base).netloc, timeout=10)
+
+    def get(token) -> tuple[int, float]:
+        started = time.monotonic()
+        conn.request("GET", path, headers=bearer(token))
+        response = conn.getresponse()
+        response.read()
+        return response.status, time.monotonic() - started
+
+    assert get(token)[0] == 200
+    status, took = get(token)
+    assert (status, took < 0.3) == (429, True), took  # its first 429 comes at once
+    # Back before its Retry-After: this 429 is held, and the worker serves others meanwhile.
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(get, token)
+        time.sleep(0.1)
+        started = time.monotonic()
+        assert fetch(base + path, TOKEN)[0] == 200
+        assert time.monotonic() - started < 0.4  # not behind the held one (0.5 s more)
+        status, took = held.result()
+    assert status == 429 and 0.5 <= took < 1.5, took
+
+    time.sleep(1.1)  # as told by Retry-After: 1
+    assert get(token)[0] == 200
+    status, took = get(token)
+    assert (status, took < 0.3) == (429, True), took  # it waited as told: refused at once
+    conn.close()
+
+
 def redis_url() -> str:
     """Redis on 127.0.0.1:6379 (`make test` starts it when it is not running)."""
     try:
