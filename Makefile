@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# Test processes (pytest-xdist); 0 runs the suite in this one.
+TEST_PROCESSES ?= 2
 
 .PHONY: run run-ha ha-packages test bench bench-smoke lint format migrate clean
 
@@ -75,12 +77,12 @@ test: $(BIN)/.installed ha-packages
 	$(BIN)/ruff check .
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(bash .ci/postgres.sh test); export TEST_DATABASE_URL; fi; \
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile
 
 # The benchmark (see bench/run.py and docs/benchmarks.md): wrk and pgbench against a seeded
 # database, with the production gunicorn.conf.py, then instructions per request counted by
 # valgrind. It loads the machine for about 25 minutes: run it on a quiet one. bench-smoke is the
-# same harness in two or three minutes (CI runs it; it times nothing). BENCH_ARGS passes
+# same harness in about two minutes (CI runs it; it times nothing). BENCH_ARGS passes
 # options, e.g. BENCH_ARGS='--scenarios get_by_id --connections 64'.
 bench bench-smoke: $(BIN)/.installed
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \

@@ -39,14 +39,25 @@ from .support import (
 )
 
 ROOT = Path(__file__).parent.parent
-# One database name per checkout, so two clones can run their suites on one server at once.
-_DBNAME = "ds_test_" + hashlib.sha256(str(Path(__file__).resolve()).encode()).hexdigest()[:8]
+# One database name per checkout, so two clones can run their suites on one server at once, and
+# per pytest-xdist worker (gw0, gw1...: `make test` runs the files on two), so its workers can.
+_CHECKOUT = hashlib.sha256(str(Path(__file__).resolve()).encode()).hexdigest()[:8]
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+_DBNAME = f"ds_test_{_CHECKOUT}" + (f"_{_WORKER}" if _WORKER else "")
 
 
 def migrate_template(host, port, user, dbname, password, **kwargs):
     """pytest-postgresql calls this once per session, against the template database: migrate,
     make the application's login role, and register the all-scopes test client."""
     url = url_for_database(dbname)
+    # Roles belong to the whole server: the workers' templates are built one at a time, or two
+    # would both find dataservice_app missing and the second CREATE ROLE would fail.
+    with psycopg.connect(url_for_database(SERVER.get("dbname", "postgres"))) as maintenance:
+        maintenance.execute("SELECT pg_advisory_lock(hashtext('dataservice tests: roles'))")
+        _migrate_template(url)
+
+
+def _migrate_template(url: str) -> None:
     apply_migrations(url)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
