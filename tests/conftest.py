@@ -29,7 +29,7 @@ from .support import (
     APP_PASSWORD,
     APP_ROLE,
     AUTHORIZATION,
-    FAST_ARGON2,
+    FAST_HASHING,
     SERVER,
     AuthorizedClient,
     find_secrets,
@@ -155,7 +155,7 @@ def make_app(app_database_url):
                 "DATABASE_POOL_MIN_SIZE": 1,
                 "DATABASE_POOL_TIMEOUT": 2.0,
                 "LOG_FLUSH_SECONDS": 0,  # lines at once (batches: test_observability)
-                **FAST_ARGON2,
+                **FAST_HASHING,
                 **overrides,
             }
         )
@@ -283,7 +283,7 @@ def start_gunicorn(database_url, tmp_path):
                 "DATABASE_URL": database_url,
                 "PORT": str(port),
                 "WEB_WORKERS": str(workers),
-                **{k: str(v) for k, v in FAST_ARGON2.items()},
+                **{k: str(v) for k, v in FAST_HASHING.items()},
                 **env,
             },
             stdout=log,

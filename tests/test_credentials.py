@@ -4,7 +4,7 @@ import bcrypt
 import pytest
 from argon2 import PasswordHasher, extract_parameters
 
-from .support import FAST_ARGON2
+from .support import FAST_HASHING
 
 PASSWORD = "correct horse battery staple"
 
@@ -95,7 +95,7 @@ def test_bcrypt_reads_only_72_bytes_as_its_maker_did(client):
 
 
 def test_weaker_argon2_hash_is_rehashed_with_current_parameters(make_app, db):
-    weak_client = make_app(**FAST_ARGON2).test_client()
+    weak_client = make_app(**FAST_HASHING).test_client()
     weak_client.post(
         "/api/v1/users", json={"email": "w@example.com", "username": "weak", "password": PASSWORD}
     )

@@ -19,7 +19,7 @@ from dataservice.cli import apply_migrations
 from dataservice.store import users as users_store
 
 from .private_cluster import PrivateCluster
-from .support import FAST_ARGON2, AuthorizedClient, new_user, register_test_client
+from .support import FAST_HASHING, AuthorizedClient, new_user, register_test_client
 
 POOL_TIMEOUT = 2.0
 OUTAGE_SECONDS = float(os.environ.get("FAULT_OUTAGE_SECONDS", "2"))
@@ -54,7 +54,7 @@ def fault_app(fault_url):
             "DATABASE_POOL_MIN_SIZE": 4,
             "DATABASE_POOL_MAX_SIZE": 4,
             "DATABASE_POOL_TIMEOUT": POOL_TIMEOUT,
-            **FAST_ARGON2,
+            **FAST_HASHING,
         }
     )
     app.test_client_class = AuthorizedClient

@@ -44,7 +44,7 @@ from dataservice.cli import apply_migrations
 from .commit_cutter import AFTER, BEFORE, CommitCutter
 from .ha_cluster import HACluster, HAProxy
 from .private_cluster import free_port
-from .support import AUTHORIZATION, FAST_ARGON2, AuthorizedClient, new_user, register_test_client
+from .support import AUTHORIZATION, FAST_HASHING, AuthorizedClient, new_user, register_test_client
 
 ROOT = Path(__file__).parent.parent
 DBNAME = "dataservice"
@@ -90,7 +90,7 @@ def service(cluster, tmp_path_factory):
                 "PORT": str(port),
                 "WEB_WORKERS": "2",
                 "LOG_LEVEL": "WARNING",
-                **{k: str(v) for k, v in FAST_ARGON2.items()},
+                **{k: str(v) for k, v in FAST_HASHING.items()},
             },
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -150,7 +150,7 @@ def cut_client(cluster):
             "DATABASE_POOL_MAX_SIZE": 2,
             "DATABASE_POOL_TIMEOUT": POOL_TIMEOUT,
             "LOG_FLUSH_SECONDS": 0,
-            **FAST_ARGON2,
+            **FAST_HASHING,
         }
     )
     app.test_client_class = AuthorizedClient
@@ -482,7 +482,7 @@ def test_behind_haproxy_a_connection_to_the_demoted_primary_is_replaced(cluster)
                 "DATABASE_POOL_MAX_SIZE": 2,
                 "DATABASE_POOL_TIMEOUT": POOL_TIMEOUT,
                 "LOG_FLUSH_SECONDS": 0,
-                **FAST_ARGON2,
+                **FAST_HASHING,
             }
         )
         app.test_client_class = AuthorizedClient

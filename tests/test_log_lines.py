@@ -22,7 +22,7 @@ import pytest
 from dataservice.cli import apply_migrations
 
 from .private_cluster import PrivateCluster, free_port
-from .support import FAST_ARGON2, find_secrets, raw_request, register_test_client, request
+from .support import FAST_HASHING, find_secrets, raw_request, register_test_client, request
 
 ROOT = Path(__file__).parent.parent
 WORKER_CLASSES = ["gevent", "gthread"]
@@ -218,7 +218,7 @@ def test_a_worker_that_fails_to_boot_is_logged_as_json(worker_class, tmp_path):
                 "WEB_WORKERS": "1",
                 "WEB_WORKER_CLASS": worker_class,
                 "FAULT_AT_BOOT": "1",
-                **{k: str(v) for k, v in FAST_ARGON2.items()},
+                **{k: str(v) for k, v in FAST_HASHING.items()},
             },
             stdout=stdout,
             stderr=stderr,

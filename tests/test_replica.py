@@ -13,7 +13,7 @@ from dataservice import close, create_app
 from dataservice.cli import apply_migrations
 
 from .private_cluster import PrivateCluster, free_port
-from .support import FAST_ARGON2, AuthorizedClient, new_user, register_test_client
+from .support import FAST_HASHING, AuthorizedClient, new_user, register_test_client
 
 
 class Standby(PrivateCluster):
@@ -71,7 +71,7 @@ def make_replica_app(clusters):
                 "DATABASE_REPLICA_URL": standby.url,
                 "DATABASE_POOL_MIN_SIZE": 1,
                 "DATABASE_POOL_TIMEOUT": 2.0,
-                **FAST_ARGON2,
+                **FAST_HASHING,
                 **overrides,
             }
         )
