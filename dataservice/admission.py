@@ -318,10 +318,11 @@ class Admission:
         client's GETs kept 17% of their rate without the hold, 76% with it). A client that waits
         as told is refused at once."""
         wait = math.ceil(seconds)
-        now = time.monotonic()
-        told, self._told[client] = self._told.get(client, 0.0), now + wait
-        if told > now and self._hold:
-            time.sleep(min(told - now, self._hold))  # patched: other requests run meanwhile
+        if self._hold:
+            now = time.monotonic()
+            told, self._told[client] = self._told.get(client, 0.0), now + wait
+            if told > now:
+                time.sleep(min(told - now, self._hold))  # patched: other requests run meanwhile
         return RateLimited(
             f"this client may send {limits.rate:g} requests per second (bursts of "
             f"{limits.burst}); retry in {wait} s",

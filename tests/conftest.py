@@ -54,24 +54,20 @@ def migrate_template(host, port, user, dbname, password, **kwargs):
     # would both find dataservice_app missing and the second CREATE ROLE would fail.
     with psycopg.connect(url_for_database(SERVER.get("dbname", "postgres"))) as maintenance:
         maintenance.execute("SELECT pg_advisory_lock(hashtext('dataservice tests: roles'))")
-        _migrate_template(url)
-
-
-def _migrate_template(url: str) -> None:
-    apply_migrations(url)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL(
-                "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {role}) THEN "
-                "CREATE ROLE {ident} LOGIN PASSWORD {password} IN ROLE dataservice_app; "
-                "END IF; END $$"
-            ).format(
-                role=sql.Literal(APP_ROLE),
-                ident=sql.Identifier(APP_ROLE),
-                password=sql.Literal(APP_PASSWORD),
+        apply_migrations(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL(
+                    "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {role}) "
+                    "THEN CREATE ROLE {ident} LOGIN PASSWORD {password} IN ROLE dataservice_app; "
+                    "END IF; END $$"
+                ).format(
+                    role=sql.Literal(APP_ROLE),
+                    ident=sql.Identifier(APP_ROLE),
+                    password=sql.Literal(APP_PASSWORD),
+                )
             )
-        )
-        register_test_client(conn)
+            register_test_client(conn)
 
 
 def _drop_leftovers_of_an_interrupted_run() -> None:

@@ -21,10 +21,10 @@ TEST_DATABASE_URL = os.environ.get(
     "postgresql://dataservice_test:dataservice_test@127.0.0.1:5432/postgres",
 )
 SERVER = conninfo_to_dict(TEST_DATABASE_URL)
-# Fast argon2 for tests that hash; the production parameters are tested on their own.
-# Cheap hashes, and a long wait for a hashing slot: the suite runs on two processes, and a hash
-# at nice 10 on a loaded machine can take past the 100-ms default (a 503 busy). The tests of
-# that bound set their own wait.
+# Fast argon2 for tests that hash (the production parameters are tested on their own), and a
+# long wait for a hashing slot: the suite runs on two processes, and a hash at nice 10 on a
+# loaded machine can take past the 100-ms default (a 503 busy). The tests of that bound set
+# their own wait.
 FAST_HASHING = {
     "ARGON2_TIME_COST": 1,
     "ARGON2_MEMORY_COST_KIB": 1024,
