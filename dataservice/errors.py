@@ -2,8 +2,35 @@
 frameworks; api/problems.py is the one place that turns these into application/problem+json.
 
 Each class fixes a status and a problem type (its slug); `extra` members travel in the problem
-body (`errors` for fields, `index` for a batch operation, ...).
+body (`errors` for fields, `index` for a batch operation, ...). `problem_body` writes that body,
+for the app's answers (api/problems.py) and for those a worker gives itself (serving/problems.py).
 """
+
+import orjson
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_BASE = "urn:dataservice:problem:"
+# Validation errors of list items are keyed by their index (an int): written as a string.
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+def problem_body(
+    status: int, title: str, detail: str, *, slug: str | None, request_id: str | None, **extra
+) -> bytes:
+    """An RFC 9457 problem as JSON: type, title, status, detail, the extension members, then
+    the request id. Without a slug the type is about:blank, which RFC 9457 reserves for
+    "nothing more than the HTTP status says"."""
+    return orjson.dumps(
+        {
+            "type": PROBLEM_BASE + slug if slug else "about:blank",
+            "title": title,
+            "status": status,
+            "detail": detail,
+            **extra,
+            "request_id": request_id,
+        },
+        option=_JSON_OPTIONS,
+    )
 
 
 class ServiceError(Exception):

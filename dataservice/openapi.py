@@ -36,10 +36,9 @@ from apispec.ext.marshmallow.common import resolve_schema_cls
 from flask_smorest import Api
 from flask_smorest import Blueprint as SmorestBlueprint
 
+from .errors import PROBLEM_CONTENT_TYPE
 from .schemas.batch import METHODS, PATH_PREFIX
 from .schemas.problem import Problem
-
-PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 
 def _problem_content() -> dict:  # fresh each time: apispec rewrites these dicts in place

@@ -31,12 +31,11 @@ from werkzeug.exceptions import HTTPException
 
 from .. import db
 from ..auth import Forbidden, has_scope, requires
-from ..errors import ServiceError
+from ..errors import PROBLEM_BASE, ServiceError
 from ..observe import NESTED
 from ..schemas.batch import PATH_PATTERN, BatchRequest, BatchResult
 from .idempotency import idempotent
 from .parsing import Blueprint
-from .problems import PROBLEM_BASE
 
 blp = Blueprint(
     "batch", __name__, url_prefix="/api/v1/batch", description="Several writes in one transaction."

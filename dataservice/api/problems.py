@@ -10,12 +10,9 @@ import logging
 from flask import Flask, current_app, g, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from ..errors import ServiceError
+from ..errors import PROBLEM_CONTENT_TYPE, ServiceError, problem_body
 
 log = logging.getLogger(__name__)
-
-PROBLEM_CONTENT_TYPE = "application/problem+json"
-PROBLEM_BASE = "urn:dataservice:problem:"
 
 
 def problem(
@@ -27,19 +24,10 @@ def problem(
     headers: dict[str, str] | None = None,
     **extra,
 ):
-    """An RFC 9457 problem response. `slug` names the problem type; without one the type is
-    about:blank, which RFC 9457 reserves for "nothing more than the HTTP status says"."""
-    body = {
-        "type": PROBLEM_BASE + slug if slug else "about:blank",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        **extra,
-        "request_id": g.get("request_id"),
-    }
-    response = current_app.response_class(
-        current_app.json.dumps(body), status=status, mimetype=PROBLEM_CONTENT_TYPE
-    )
+    """An RFC 9457 problem response (errors.problem_body) carrying the request's id. `slug`
+    names the problem type."""
+    body = problem_body(status, title, detail, slug=slug, request_id=g.get("request_id"), **extra)
+    response = current_app.response_class(body, status=status, mimetype=PROBLEM_CONTENT_TYPE)
     response.headers.update(headers or {})
     return response
 
