@@ -52,7 +52,7 @@ def create_app(config: dict | None = None) -> Flask:
         API_SPEC_OPTIONS={"info": {"description": API_DESCRIPTION}},
     )
     app.json = OrjsonProvider(app)
-    logs.configure(app.config["LOG_LEVEL"])
+    logs.configure(app.config["LOG_LEVEL"], observe.log_context)
 
     db.init_app(app, on_error=metrics.record_database_error)
     notifier.init_app(app)

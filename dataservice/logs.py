@@ -1,17 +1,20 @@
-"""Logs as JSON lines on stdout: one per request, plus whatever the code logs, each with the
-request id of the request it belongs to.
+"""Logs as JSON lines: one formatter for every line the service writes, in gunicorn's master
+(its own lines and anything Python would print, on stderr: serving/stderr.py) and in the
+workers (one line per request, plus whatever the code logs, on stdout), each line written during
+a request carrying that request's id.
 
 What is never logged: request or response bodies, passwords, hashes, the Authorization header.
 The request line carries the route template as well as the path, so lines group by endpoint.
+
+Nothing here imports Flask: gunicorn's master uses this module and must not load the app.
 """
 
 import logging
 import sys
 import time
-import traceback
+from collections.abc import Callable
 
 import orjson
-from flask import g, has_request_context
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is logged.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -22,12 +25,21 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 access_log = logging.getLogger("dataservice.access")
 
 
+def _no_context() -> dict:
+    return {}
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record: time, level, logger, message, request_id, the record's
-    `extra` fields, and for an error its exception type and traceback."""
+    """One JSON object per record: time, level, logger, message, pid, the fields of `context()`
+    (the request id of the request the line belongs to), the record's `extra` fields, and for
+    an error its exception type and traceback. A request line has its own fields instead."""
 
     _second = -1
     _second_text = ""
+
+    def __init__(self, context: Callable[[], dict] = _no_context):
+        super().__init__()
+        self.context = context
 
     def _time(self, created: float) -> str:
         """ISO 8601 in UTC with milliseconds; the part up to the second is made once a second."""
@@ -48,14 +60,14 @@ class JsonFormatter(logging.Formatter):
         if fields is not None:  # a request line: its fields are known, no need to look
             line.update(fields)
         else:
-            if "request_id" not in record.__dict__ and has_request_context():
-                line["request_id"] = g.get("request_id")
-            for key, value in record.__dict__.items():
+            line["pid"] = record.process
+            line.update(self.context())
+            for key, value in record.__dict__.items():  # `extra` fields win over the context
                 if key not in _STANDARD:
                     line[key] = value
         if record.exc_info and record.exc_info[0] is not None:
             line["error"] = record.exc_info[0].__name__
-            line["traceback"] = "".join(traceback.format_exception(*record.exc_info))
+            line["traceback"] = self.formatException(record.exc_info)
         return orjson.dumps(line, default=str).decode()
 
 
@@ -84,13 +96,14 @@ class StdoutHandler(logging.StreamHandler):
             self.handleError(record)
 
 
-def configure(level: str) -> None:
-    """Idempotent: the first app in a process installs the JSON handler on the root logger;
-    every app sets the level. Other libraries log through the same handler, at WARNING and up."""
+def configure(level: str, context: Callable[[], dict] = _no_context) -> None:
+    """Idempotent: the first app in a process installs the JSON handler on the root logger,
+    whose lines carry `context()` (the factory passes the request's id); every app sets the
+    level. Other libraries log through the same handler, at WARNING and up."""
     root = logging.getLogger()
     if not any(isinstance(h, StdoutHandler) for h in root.handlers):
         handler = StdoutHandler()
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(JsonFormatter(context))
         root.addHandler(handler)
     root.setLevel(max(logging.WARNING, logging.getLevelName(level)))
     logging.getLogger("dataservice").setLevel(level)

@@ -13,7 +13,7 @@ import threading
 from collections import deque
 from time import perf_counter, sleep, time
 
-from flask import Flask, g, request
+from flask import Flask, g, has_request_context, request
 
 from . import logs, metrics
 
@@ -99,6 +99,12 @@ class Journal:
             sleep(self.interval)
             if perf_counter() >= self._due:
                 self.flush()
+
+
+def log_context() -> dict:
+    """What a line logged during a request carries besides its own fields (logs.JsonFormatter):
+    the request's id, as the client got it."""
+    return {"request_id": g.get("request_id")} if has_request_context() else {}
 
 
 def init_app(app: Flask) -> None:
