@@ -1,5 +1,5 @@
 """The WSGI entry point gunicorn serves: `gunicorn -c gunicorn.conf.py wsgi:app`."""
 
-from dataservice import create_app
+from dataservice.app import create_app
 
 app = create_app()

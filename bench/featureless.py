@@ -11,7 +11,8 @@ Never serve this anywhere but on a benchmark's loopback port.
 
 from flask import g
 
-from dataservice import auth, create_app, observe
+from dataservice import auth, observe
+from dataservice.app import create_app
 
 app = create_app()
 _REMOVED = {auth.__name__, observe.__name__}

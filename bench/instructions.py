@@ -144,7 +144,7 @@ def serve(app_path: str, scenario: str, requests: int) -> None:
 
     gevent.spawn(client).get()
     server.stop()
-    from dataservice import close
+    from dataservice.app import close
 
     close(app)
     print(f"served {requests}", file=sys.stderr)

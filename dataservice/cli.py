@@ -20,8 +20,9 @@ from yoyo import get_backend, read_migrations
 from yoyo.connections import BadConnectionURI
 from yoyo.exceptions import LockTimeout
 
-from . import MIGRATIONS_DIR, auth, connectivity, create_app, db
+from . import MIGRATIONS_DIR, auth, connectivity, db
 from .admission import DEFAULT_LIMITS, UNLIMITED, Limits
+from .app import create_app
 from .config import ConfigError
 from .db import libpq_url, yoyo_url
 from .errors import Conflict, ServiceError

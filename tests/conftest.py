@@ -20,7 +20,7 @@ from psycopg import sql
 from pytest_postgresql import factories
 from werkzeug.serving import make_server
 
-from dataservice import close, create_app
+from dataservice.app import close, create_app
 from dataservice.cli import apply_migrations
 from dataservice.logs import JsonFormatter
 

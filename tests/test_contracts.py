@@ -81,7 +81,7 @@ def test_nothing_below_the_api_imports_the_api():
     package = ROOT / "dataservice"
     for path in package.rglob("*.py"):
         relative = path.relative_to(package)
-        if relative.parts[0] in ("api", "__init__.py", "cli.py"):
+        if relative.parts[0] in ("api", "app.py", "cli.py"):
             continue  # api itself, the factory that wires it, and the command line
         source = path.read_text()
         imports = re.findall(r"^\s*(?:from|import) (\S+)", source, re.MULTILINE)

@@ -13,8 +13,8 @@ import uuid
 import psycopg
 import pytest
 
-from dataservice import close, create_app
 from dataservice import db as db_module
+from dataservice.app import close, create_app
 from dataservice.cli import apply_migrations
 from dataservice.store import users as users_store
 

@@ -38,7 +38,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dataservice import close, create_app
+from dataservice.app import close, create_app
 from dataservice.cli import apply_migrations
 
 from .commit_cutter import AFTER, BEFORE, CommitCutter

@@ -87,8 +87,8 @@ def test_every_error_a_client_can_get_is_documented_as_a_problem(spec):
 def test_a_new_endpoint_gets_its_problem_responses_without_declaring_them():
     from marshmallow import Schema, fields
 
-    from dataservice import create_app
     from dataservice.api.parsing import Blueprint
+    from dataservice.app import create_app
     from dataservice.openapi import ServiceApi, touches_no_database
 
     class Note(Schema):
@@ -177,7 +177,7 @@ def test_docs_work_with_no_internet(client):
 def generated_client(tmp_path_factory):
     """A Python client generated from the document by openapi-python-client (offline: it only
     reads the file), importable as `dataservice_client`."""
-    from dataservice import create_app
+    from dataservice.app import create_app
 
     app = create_app({"DATABASE_URL": "postgresql://unused@127.0.0.1/unused"})
     out = tmp_path_factory.mktemp("generated")

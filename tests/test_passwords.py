@@ -5,7 +5,7 @@ import logging
 
 from argon2 import PasswordHasher, extract_parameters
 
-from dataservice import create_app
+from dataservice.app import create_app
 
 from .support import BCRYPT_HASH, new_user
 

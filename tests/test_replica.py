@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dataservice import close, create_app
+from dataservice.app import close, create_app
 from dataservice.cli import apply_migrations
 
 from .private_cluster import PrivateCluster, free_port
