@@ -8,10 +8,11 @@ same code and inputs, whatever else the machine is doing. What it leaves out: th
 Python, not with the machine's limit.
 
 One process serves one app the way a production worker does: gevent's patches, gevent's pywsgi
-server with the handler from gunicorn.conf.py, the app's own pool and background threads. A
-client in the same process sends the scenario's requests on one keep-alive connection over a
-raw socket (its own cost is small and the same for every app). Two runs, of N and 3N requests;
-their difference over 2N is what one request costs, start-up and warm-up excluded.
+server with the production handler (dataservice/serving/gevent_worker.py), the app's own pool
+and background threads. A client in the same process sends the scenario's requests on one
+keep-alive connection over a raw socket (its own cost is small and the same for every app). Two
+runs, of N and 3N requests; their difference over 2N is what one request costs, start-up and
+warm-up excluded.
 
     python bench/instructions.py --app wsgi:app --scenario get_by_id   # the count, once
     (DATABASE_URL: a seeded benchmark database; BENCH_TOKEN: a token with every scope)
@@ -89,7 +90,6 @@ def serve(app_path: str, scenario: str, requests: int) -> None:
     monkey.patch_all()  # first, as gunicorn's gevent worker does
     import importlib
     import random
-    import runpy
     from types import SimpleNamespace
 
     import gevent
@@ -99,7 +99,8 @@ def serve(app_path: str, scenario: str, requests: int) -> None:
     module, _, name = app_path.partition(":")
     app = getattr(importlib.import_module(module), name)
     app.extensions["db"].open()
-    handler = runpy.run_path(str(ROOT / "gunicorn.conf.py"))["worker_class"].wsgi_handler
+    from dataservice.serving.gevent_worker import Handler as handler  # production's
+
     handler.worker = SimpleNamespace(cfg=SimpleNamespace(keepalive=5), alive=True)
     server = pywsgi.WSGIServer(("127.0.0.1", 0), app, handler_class=handler, log=None)
     server.log = SimpleNamespace(access_log_enabled=False, write=lambda *_: None)

@@ -157,8 +157,8 @@ def test_sigterm_lets_requests_in_flight_finish(start_gunicorn, db):
 
 
 def test_keep_alive_connections_are_bounded_and_end_on_sigterm(start_gunicorn):
-    # The default worker serves HTTP with gevent's pywsgi (gunicorn.conf.py), which alone would
-    # keep an idle keep-alive connection open for ever: one client could then hold every
+    # The default worker serves HTTP with gevent's pywsgi (serving/gevent_worker.py), which alone
+    # would keep an idle keep-alive connection open for ever: one client could then hold every
     # greenlet, and SIGTERM would wait out the whole graceful timeout (30 s) for idle clients.
     base, process, log_path = start_gunicorn(WEB_WORKERS="1")
     port = int(base.rsplit(":", 1)[1])
@@ -193,17 +193,19 @@ def test_keep_alive_connections_are_bounded_and_end_on_sigterm(start_gunicorn):
 
 
 def serve_one_request(app, request: bytes) -> list[bytes]:
-    """Runs the default worker's HTTP handler (gunicorn.conf.py) on one request over a
-    SOCK_SEQPACKET socket pair, which keeps each write the handler makes apart: returns the
-    writes, in order."""
-    import runpy
+    """Runs the default worker's HTTP handler (dataservice/serving/gevent_worker.py) on one
+    request over a SOCK_SEQPACKET socket pair, which keeps each write the handler makes apart:
+    returns the writes, in order."""
     from types import SimpleNamespace
 
     from gevent import pywsgi
     from gevent import socket as gsocket
 
-    handler_class = runpy.run_path(str(ROOT / "gunicorn.conf.py"))["worker_class"].wsgi_handler
-    handler_class.worker = SimpleNamespace(cfg=SimpleNamespace(keepalive=5), alive=True)
+    from dataservice.serving.gevent_worker import Handler
+
+    class handler_class(Handler):  # with a worker of this test's own
+        worker = SimpleNamespace(cfg=SimpleNamespace(keepalive=5), alive=True)
+
     server = pywsgi.WSGIServer(("127.0.0.1", 0), app, log=None)
     server.log = SimpleNamespace(access_log_enabled=False, write=lambda *_: None)
     ours, theirs = gsocket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
