@@ -2,6 +2,8 @@
 gunicorn's worker processes: tests/test_deploy.py.)"""
 
 import json
+import logging
+import os
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -268,6 +270,25 @@ def test_one_json_line_per_request(client, capsys):
     assert first["client"] == "tests"  # the client's name, never its token
     assert first["time"].endswith("Z") and first["level"] == "INFO"
     assert second["route"] == "/health" and second["request_id"] != first["request_id"]
+
+
+def test_a_line_the_code_logs_during_a_request_carries_its_request_id(app, capsys):
+    def say_something():
+        logging.getLogger("dataservice.test").warning("something worth a line")
+        return "", 204
+
+    app.add_url_rule("/test-say", "say_something", say_something)
+    capsys.readouterr()
+    response = app.test_client().get("/test-say", headers={"X-Request-ID": "said-7"})
+    assert response.status_code == 204
+    out = capsys.readouterr().out
+    [line] = [json.loads(text) for text in out.splitlines() if "something worth a line" in text]
+    assert line["request_id"] == "said-7" and line["pid"] == os.getpid()
+    assert (line["logger"], line["level"]) == ("dataservice.test", "WARNING")
+    # outside a request, the same line has no request id
+    logging.getLogger("dataservice.test").warning("something worth a line")
+    [line] = [json.loads(text) for text in capsys.readouterr().out.splitlines()]
+    assert "request_id" not in line and line["pid"] == os.getpid()
 
 
 def test_request_lines_never_carry_bodies_passwords_or_credentials(client, capsys):
