@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -204,31 +205,28 @@ PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 
 
 @pytest.fixture
-def pgbouncer(postgresql):
-    """Debian's PgBouncer in transaction-pooling mode on a free port, in front of this test's
-    database as the application role; returns its URL."""
+def start_pgbouncer():
+    """Starts Debian's PgBouncer in transaction-pooling mode on a free port, in front of the test
+    server, logging in there as `user` whoever the client is; returns a function of a database
+    name giving a URL of it through PgBouncer, as that user. Stopped at the test's end."""
     if not Path(PGBOUNCER).exists():
         pytest.fail("pgbouncer is missing: `make test` installs it (apt-get install pgbouncer)")
-    # A session time zone other than UTC, as PgBouncer gives it (it refuses the `options` that
-    # set UTC on a direct connection): timestamps must come out in UTC all the same.
-    postgresql.execute(
-        sql.SQL("ALTER DATABASE {} SET timezone = 'Asia/Kolkata'").format(
-            sql.Identifier(postgresql.info.dbname)
-        )
-    )
-    postgresql.commit()
-    port = free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="ds-pgbouncer-"))
-    host, server_port = SERVER.get("host", "127.0.0.1"), SERVER.get("port", 5432)
-    (workdir / "users.txt").write_text(f'"{APP_ROLE}" "{APP_PASSWORD}"\n')
-    (workdir / "pgbouncer.ini").write_text(f"""
+    started = []
+
+    def start(user: str, password: str | None):
+        port = free_port()
+        workdir = Path(tempfile.mkdtemp(prefix="ds-pgbouncer-"))
+        host, server_port = SERVER.get("host", "127.0.0.1"), SERVER.get("port", 5432)
+        login = f"user={user}" + (f" password={password}" if password else "")
+        (workdir / "users.txt").write_text(f'"{user}" "{password or ""}"\n')
+        (workdir / "pgbouncer.ini").write_text(f"""
 [databases]
-* = host={host} port={server_port} user={APP_ROLE} password={APP_PASSWORD}
+* = host={host} port={server_port} {login}
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = {port}
 unix_socket_dir =
-auth_type = plain
+auth_type = {"plain" if password else "trust"}
 auth_file = {workdir}/users.txt
 pool_mode = transaction
 default_pool_size = 2
@@ -237,24 +235,53 @@ ignore_startup_parameters = extra_float_digits
 logfile = {workdir}/pgbouncer.log
 pidfile = {workdir}/pgbouncer.pid
 """)
-    command = [PGBOUNCER, str(workdir / "pgbouncer.ini")]
-    if subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() == "0":
-        shutil.chown(workdir, "postgres")
-        for path in workdir.iterdir():
-            shutil.chown(path, "postgres")
-        command = [*command, "-u", "postgres"]  # pgbouncer drops root itself
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"postgresql://{APP_ROLE}:{APP_PASSWORD}@127.0.0.1:{port}/{postgresql.info.dbname}"
-    for _ in range(50):
-        try:
-            psycopg.connect(url, connect_timeout=1).close()
-            break
-        except psycopg.OperationalError:
-            time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(10)
-    shutil.rmtree(workdir, ignore_errors=True)
+        command = [PGBOUNCER, str(workdir / "pgbouncer.ini")]
+        if subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() == "0":
+            shutil.chown(workdir, "postgres")
+            for path in workdir.iterdir():
+                shutil.chown(path, "postgres")
+            command = [*command, "-u", "postgres"]  # pgbouncer drops root itself
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started.append((process, workdir))
+        auth = f"{quote(user, safe='')}:{quote(password, safe='')}" if password else user
+
+        def url(dbname: str) -> str:
+            return f"postgresql://{auth}@127.0.0.1:{port}/{dbname}"
+
+        for _ in range(50):
+            try:
+                psycopg.connect(url(SERVER.get("dbname", "postgres")), connect_timeout=1).close()
+                break
+            except psycopg.OperationalError:
+                time.sleep(0.1)
+        return url
+
+    yield start
+    for process, workdir in started:
+        process.terminate()
+        process.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def pgbouncer(postgresql, start_pgbouncer):
+    """PgBouncer in front of this test's database as the application role; returns its URL."""
+    # A session time zone other than UTC, as PgBouncer gives it (it refuses the `options` that
+    # set UTC on a direct connection): timestamps must come out in UTC all the same.
+    postgresql.execute(
+        sql.SQL("ALTER DATABASE {} SET timezone = 'Asia/Kolkata'").format(
+            sql.Identifier(postgresql.info.dbname)
+        )
+    )
+    postgresql.commit()
+    return start_pgbouncer(APP_ROLE, APP_PASSWORD)(postgresql.info.dbname)
+
+
+@pytest.fixture
+def owner_pgbouncer(start_pgbouncer):
+    """PgBouncer in front of the test server as the test role, which owns the schema (what
+    `dataservice migrate` needs); returns a function of a database name giving its URL."""
+    return start_pgbouncer(SERVER.get("user", "postgres"), SERVER.get("password"))
 
 
 @pytest.fixture

@@ -13,8 +13,10 @@ from urllib.parse import quote
 
 from flask.testing import FlaskClient
 from psycopg.conninfo import conninfo_to_dict
+from yoyo import get_backend, read_migrations
 
-from dataservice import auth
+from dataservice import MIGRATIONS_DIR, auth
+from dataservice.db import yoyo_url
 
 TEST_DATABASE_URL = os.environ.get(
     "TEST_DATABASE_URL",
@@ -162,3 +164,16 @@ def raw_request(port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:
     status_line, *lines = head.decode("latin-1").split("\r\n")
     headers = dict((n.strip().lower(), v.strip()) for n, v in (h.split(":", 1) for h in lines))
     return int(status_line.split()[1]), headers, body
+
+
+def roll_back(url: str, chosen) -> list[str]:
+    """Rolls back the applied migrations whose id `chosen` accepts, newest first."""
+    backend = get_backend(yoyo_url(url))
+    try:
+        with backend.lock():
+            migrations = [m for m in backend.to_rollback(read_migrations(str(MIGRATIONS_DIR)))]
+            chosen_ones = [m for m in migrations if chosen(m.id)]
+            backend.rollback_migrations(chosen_ones)
+        return [m.id for m in chosen_ones]
+    finally:
+        backend.connection.close()
