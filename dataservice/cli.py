@@ -16,8 +16,9 @@ import psycopg
 from flask import current_app
 from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 from psycopg import errors as pg_errors
-from yoyo import get_backend, read_migrations
-from yoyo.connections import BadConnectionURI
+from yoyo import default_migration_table, get_backend, read_migrations
+from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
+from yoyo.connections import BadConnectionURI, parse_uri
 from yoyo.exceptions import LockTimeout
 
 from . import MIGRATIONS_DIR, auth, connectivity, db
@@ -33,8 +34,12 @@ from .store import idempotency as idempotency_store
 
 # What to do when the server refuses the `options` that carry migrate's timeouts.
 MIGRATE_STARTUP_FIX = (
-    "migrate straight against PostgreSQL (MIGRATION_DATABASE_URL), not through PgBouncer: "
-    "migrate sets lock_timeout and statement_timeout through options"
+    "behind PgBouncer in transaction mode, set DATABASE_PGBOUNCER=true (with DATABASE_LISTEN_URL "
+    "straight at PostgreSQL), or migrate straight against PostgreSQL (MIGRATION_DATABASE_URL)"
+)
+# The same, for the direct connection a migration outside a transaction needs behind PgBouncer.
+DIRECT_STARTUP_FIX = (
+    "point DATABASE_LISTEN_URL (or MIGRATION_DATABASE_URL) straight at PostgreSQL, not at PgBouncer"
 )
 
 
@@ -48,29 +53,80 @@ class MigrationFailed(Exception):
         self.invalid_indexes = invalid_indexes
 
 
+class NoDirectConnection(Exception):
+    """Behind PgBouncer, a migration outside a transaction could not open its connection
+    straight to PostgreSQL (`url`); nothing of it ran."""
+
+    def __init__(self, migration, url: str, error: psycopg.OperationalError):
+        super().__init__(f"{migration.id}: {error}")
+        self.migration = migration
+        self.url = url
+        self.error = error
+
+
+def _migration_limits(
+    lock_timeout_ms: int | None, statement_timeout_ms: int | None
+) -> dict[str, int]:
+    """migrate's limits on its statements, by PostgreSQL setting; None is no limit of its own."""
+    given = {"lock_timeout": lock_timeout_ms, "statement_timeout": statement_timeout_ms}
+    return {name: value for name, value in given.items() if value is not None}
+
+
 def migration_url(
     database_url: str,
     *,
     lock_timeout_ms: int | None = None,
     statement_timeout_ms: int | None = None,
+    options: bool = True,
 ) -> str:
     """yoyo's URL for `database_url`, with the session limits given. yoyo opens a connection of
-    its own for each migration, so the limits travel in the URL, as libpq's `options` (which
-    PgBouncer refuses: migrations go straight to PostgreSQL)."""
+    its own for each migration, so the limits travel in the URL, as libpq's `options`; without
+    `options` (PgBouncer refuses them) only the application name does."""
     parts = urlsplit(yoyo_url(database_url))
     query = dict(parse_qsl(parts.query))
-    limits = [
-        f"-c {name}={value}"
-        for name, value in (
-            ("lock_timeout", lock_timeout_ms),
-            ("statement_timeout", statement_timeout_ms),
-        )
-        if value is not None
-    ]
+    limits = _migration_limits(lock_timeout_ms, statement_timeout_ms)
     if limits:
-        query["options"] = " ".join([query.get("options", ""), *limits]).strip()
+        if options:
+            settings = [f"-c {name}={value}" for name, value in limits.items()]
+            query["options"] = " ".join([query.get("options", ""), *settings]).strip()
         query.setdefault("application_name", "dataservice-migrate")  # for pg_stat_activity
     return parts._replace(query=urlencode(query)).geturl()
+
+
+class TransactionPooledBackend(PostgresqlPsycopgBackend):
+    """yoyo's psycopg backend for a connection through PgBouncer in transaction mode, which
+    hands each transaction to any of its server connections: a session setting would stay on
+    whichever one ran it (and leak to other clients), and a prepared statement would be looked
+    for on another. So no prepared statements, and migrate's limits are set with SET LOCAL
+    (set_config(..., true)) at the start of every transaction yoyo opens: each migration's, and
+    its own bookkeeping's."""
+
+    limits: tuple[tuple[str, int], ...] = ()  # (setting, value)
+
+    @classmethod
+    def open(cls, url: str, limits: dict[str, int]) -> "TransactionPooledBackend":
+        """The backend for `url` (yoyo's get_backend, with this class)."""
+        backend = cls(parse_uri(url), default_migration_table)
+        backend.limits = tuple(limits.items())
+        backend.init_database()
+        return backend
+
+    def connect(self, dburi):
+        connection = super().connect(dburi)
+        connection.prepare_threshold = None
+        return connection
+
+    def begin(self):
+        super().begin()
+        for name, value in self.limits:
+            self.execute(
+                "SELECT set_config(:name, :value, true)", {"name": name, "value": str(value)}
+            )
+
+    def copy(self):  # yoyo runs each migration on a copy, with a connection of its own
+        twin = super().copy()
+        twin.limits = self.limits
+        return twin
 
 
 def _invalid_indexes(backend) -> list[str]:
@@ -90,28 +146,49 @@ def apply_migrations(
     *,
     lock_timeout_ms: int | None = None,
     statement_timeout_ms: int | None = None,
+    direct_url: str | None = None,
 ) -> list[str]:
     """Apply every pending migration under yoyo's lock; returns the ids applied. A migration
-    that fails raises MigrationFailed naming it; yoyo's lock is released either way."""
-    backend = get_backend(
-        migration_url(
-            database_url, lock_timeout_ms=lock_timeout_ms, statement_timeout_ms=statement_timeout_ms
+    that fails raises MigrationFailed naming it; yoyo's lock is released either way.
+
+    With `direct_url`, `database_url` is taken to go through PgBouncer in transaction mode
+    (DATABASE_PGBOUNCER=true): the limits are set in each migration's transaction
+    (TransactionPooledBackend), and a migration that cannot run in a transaction (CREATE INDEX
+    CONCURRENTLY), which needs one session for its limits and its statement, runs over
+    `direct_url`, a connection straight to PostgreSQL, with the limits as startup options."""
+    limits = {"lock_timeout_ms": lock_timeout_ms, "statement_timeout_ms": statement_timeout_ms}
+    if direct_url is None:
+        backend = get_backend(migration_url(database_url, **limits))
+    else:
+        backend = TransactionPooledBackend.open(
+            migration_url(database_url, **limits, options=False),
+            _migration_limits(lock_timeout_ms, statement_timeout_ms),
         )
-    )
+    direct = None  # opened for the first migration outside a transaction, behind PgBouncer
     try:
         migrations = read_migrations(str(directory))
         with backend.lock():
             pending = backend.to_apply(migrations)
             for migration in pending:
+                runner = backend
+                if direct_url is not None and not migration.use_transactions:
+                    if direct is None:
+                        try:
+                            direct = get_backend(migration_url(direct_url, **limits))
+                        except psycopg.OperationalError as exc:
+                            raise NoDirectConnection(migration, direct_url, exc) from exc
+                    runner = direct
                 try:
-                    backend.apply_one(migration)
+                    runner.apply_one(migration)
                 except psycopg.Error as exc:
-                    invalid = [] if migration.use_transactions else _invalid_indexes(backend)
+                    invalid = [] if migration.use_transactions else _invalid_indexes(runner)
                     raise MigrationFailed(migration, exc, invalid) from exc
             backend.run_post_apply(pending)
         return [m.id for m in pending]
     finally:
         backend.connection.close()
+        if direct is not None:
+            direct.connection.close()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -196,15 +273,30 @@ def main():
 @with_appcontext
 def migrate(database_url):
     """Apply pending migrations (what `yoyo apply` does, with MIGRATION_LOCK_TIMEOUT_MS and
-    MIGRATION_STATEMENT_TIMEOUT_MS on its sessions)."""
+    MIGRATION_STATEMENT_TIMEOUT_MS on its statements). With DATABASE_PGBOUNCER=true they are
+    set in each migration's transaction, and a migration that cannot run in one goes straight
+    to PostgreSQL: over MIGRATION_DATABASE_URL when it is set, else DATABASE_LISTEN_URL."""
     settings = current_app.config
     url = database_url or settings["DATABASE_URL"]
+    direct_url = None
+    if settings["DATABASE_PGBOUNCER"]:
+        direct_url = database_url or settings["DATABASE_LISTEN_URL"] or settings["DATABASE_URL"]
     lock_ms = settings["MIGRATION_LOCK_TIMEOUT_MS"]
     statement_ms = settings["MIGRATION_STATEMENT_TIMEOUT_MS"]
     try:
-        applied = apply_migrations(url, lock_timeout_ms=lock_ms, statement_timeout_ms=statement_ms)
+        applied = apply_migrations(
+            url, lock_timeout_ms=lock_ms, statement_timeout_ms=statement_ms, direct_url=direct_url
+        )
     except MigrationFailed as exc:
         raise click.ClickException(_migration_failure(exc, lock_ms, statement_ms)) from None
+    except NoDirectConnection as exc:
+        reason = connectivity.describe(
+            exc.error, libpq_url(exc.url), startup_fix=DIRECT_STARTUP_FIX
+        )
+        raise click.ClickException(
+            f"migration {exc.migration.id} runs outside a transaction, which behind PgBouncer "
+            f"needs a connection straight to PostgreSQL: {reason}; nothing of it was applied"
+        ) from None
     except LockTimeout as exc:
         raise click.ClickException(
             f"another migration has held yoyo's lock for 10 s: {exc}"

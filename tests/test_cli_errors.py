@@ -14,7 +14,7 @@ from dataservice.cli import main
 from dataservice.config import SETTINGS
 
 from .private_cluster import free_port
-from .support import APP_PASSWORD, DATASERVICE, one_error_line, url_for_database
+from .support import APP_PASSWORD, DATASERVICE, one_error_line, roll_back, url_for_database
 
 SECRET = "s3cret-db-pw"
 # Commands that use the database through the pool, and migrate, which uses yoyo's connection.
@@ -147,10 +147,28 @@ def test_behind_pgbouncer_without_the_setting_the_cli_says_what_to_set(pgbouncer
 def test_every_database_command_behind_pgbouncer_names_the_fix(args, pgbouncer):
     line = run(args, environment(DATABASE_URL=pgbouncer))
     assert "refused the startup parameter 'options'" in line
-    if args == ["migrate"]:  # migrate's own timeouts travel as options: it must go direct
-        assert "MIGRATION_DATABASE_URL" in line
+    if args == ["migrate"]:  # the setting, or a direct URL of migrate's own
+        assert "DATABASE_PGBOUNCER=true" in line and "MIGRATION_DATABASE_URL" in line
     else:
         assert "DATABASE_PGBOUNCER=true" in line
+
+
+def test_behind_pgbouncer_a_migration_outside_a_transaction_needs_a_direct_connection(
+    owner_pgbouncer, postgresql, database_url
+):
+    """DATABASE_PGBOUNCER=true without DATABASE_LISTEN_URL: migrate has no connection straight to
+    PostgreSQL for 0002's CREATE INDEX CONCURRENTLY, and says which setting gives it one."""
+    roll_back(database_url, lambda mid: mid.startswith("0002."))
+    through_pgbouncer = owner_pgbouncer(postgresql.info.dbname)
+    line = run(["migrate"], environment(DATABASE_URL=through_pgbouncer, DATABASE_PGBOUNCER="true"))
+    port = through_pgbouncer.rsplit(":", 1)[1].split("/")[0]
+    assert line == (
+        "Error: migration 0002.users-listing-index runs outside a transaction, which behind "
+        "PgBouncer needs a connection straight to PostgreSQL: the database at "
+        f"127.0.0.1:{port} refused the startup parameter 'options' (unsupported startup "
+        "parameter: options): point DATABASE_LISTEN_URL (or MIGRATION_DATABASE_URL) straight at "
+        "PostgreSQL, not at PgBouncer; nothing of it was applied"
+    )
 
 
 # The service: /ready's detail, and one log line however many requests fail -----------------

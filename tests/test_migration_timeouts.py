@@ -1,7 +1,9 @@
 """`dataservice migrate` on a busy database: behind a long transaction a migration gives up after
 MIGRATION_LOCK_TIMEOUT_MS with one line saying what to do, requests keep being served while it
 waits and after, and yoyo's lock is released. A statement running past
-MIGRATION_STATEMENT_TIMEOUT_MS is cancelled."""
+MIGRATION_STATEMENT_TIMEOUT_MS is cancelled. The same through a real PgBouncer in transaction
+mode (DATABASE_PGBOUNCER=true), where the limits are set in each migration's transaction and a
+migration outside a transaction goes straight to PostgreSQL."""
 
 import subprocess
 import time
@@ -9,28 +11,12 @@ import time
 import psycopg
 import pytest
 from psycopg import errors as pg_errors
-from yoyo import get_backend, read_migrations
 
-from dataservice import MIGRATIONS_DIR
 from dataservice.cli import MigrationFailed, apply_migrations
-from dataservice.db import yoyo_url
 
-from .support import DATASERVICE, new_user, one_error_line
+from .support import DATASERVICE, new_user, one_error_line, roll_back
 
 LOCK_TIMEOUT_MS = 1000
-
-
-def roll_back(url: str, chosen) -> list[str]:
-    """Rolls back the applied migrations whose id `chosen` accepts, newest first."""
-    backend = get_backend(yoyo_url(url))
-    try:
-        with backend.lock():
-            migrations = [m for m in backend.to_rollback(read_migrations(str(MIGRATIONS_DIR)))]
-            chosen_ones = [m for m in migrations if chosen(m.id)]
-            backend.rollback_migrations(chosen_ones)
-        return [m.id for m in chosen_ones]
-    finally:
-        backend.connection.close()
 
 
 def applied(db) -> set[str]:
@@ -39,16 +25,18 @@ def applied(db) -> set[str]:
 
 @pytest.fixture
 def start_migrate(database_url):
-    """Starts `dataservice migrate` with a short lock timeout; stops it if a test fails first."""
+    """Starts `dataservice migrate` with a short lock timeout (on this test's database unless
+    `env` says otherwise); stops it if a test fails first."""
     started = []
 
-    def start() -> subprocess.Popen:
+    def start(**env) -> subprocess.Popen:
         migrate = subprocess.Popen(
             [DATASERVICE, "migrate"],
             env={
                 "PATH": "/usr/bin:/bin",
                 "DATABASE_URL": database_url,
                 "MIGRATION_LOCK_TIMEOUT_MS": str(LOCK_TIMEOUT_MS),
+                **env,
             },
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -184,3 +172,124 @@ def test_a_statement_past_the_statement_timeout_is_cancelled(database_url, db, t
     assert isinstance(failed.value.error, pg_errors.QueryCanceled)
     assert "0001.slow" not in applied(db)
     assert db.execute("SELECT count(*) FROM yoyo_lock").fetchone()[0] == 0
+
+
+# Through PgBouncer ------------------------------------------------------------------------------
+
+
+def session_limits(url: str) -> list[tuple]:
+    """lock_timeout and statement_timeout as two transactions at once see them through `url`
+    (with PgBouncer's two server connections per database, one each)."""
+    with psycopg.connect(url) as first, psycopg.connect(url) as second:
+        return [
+            conn.execute(
+                "SELECT pg_backend_pid(), current_setting('lock_timeout'),"
+                " current_setting('statement_timeout')"
+            ).fetchone()
+            for conn in (first, second)
+        ]
+
+
+def test_through_pgbouncer_a_migration_gives_up_on_a_lock_and_leaves_no_setting_behind(
+    database_url, postgresql, db, owner_pgbouncer, blocker, start_migrate
+):
+    # As in the first test: 0008 waits for an ACCESS EXCLUSIVE lock on events behind a read.
+    # PgBouncer refuses the startup options that carry the limits on a direct connection; here
+    # they are set in the migration's transaction, and the wait ends all the same.
+    through_pgbouncer = owner_pgbouncer(postgresql.info.dbname)
+    before = session_limits(through_pgbouncer)
+    assert len({pid for pid, _, _ in before}) == 2  # both server connections seen
+    roll_back(database_url, lambda mid: mid.startswith("0008."))
+    blocker.execute("SELECT count(*) FROM events")
+
+    migrate = start_migrate(
+        DATABASE_URL=through_pgbouncer,
+        DATABASE_PGBOUNCER="true",
+        DATABASE_LISTEN_URL=database_url,
+    )
+    wait_until_migrate_waits_for_a_lock(db, migrate)
+    line = gave_up(migrate, time.monotonic())
+    assert line.startswith(
+        f"Error: migration 0008.notify-after-commit gave up after waiting {LOCK_TIMEOUT_MS} ms "
+        "for a lock (MIGRATION_LOCK_TIMEOUT_MS)"
+    )
+    assert "0008.notify-after-commit" not in applied(db)
+    assert db.execute("SELECT count(*) FROM yoyo_lock").fetchone()[0] == 0
+    # SET LOCAL: PgBouncer's server connections keep their own limits, not migrate's.
+    after = session_limits(through_pgbouncer)
+    assert {pid for pid, _, _ in after} == {pid for pid, _, _ in before}
+    assert sorted(after) == sorted(before)
+
+    blocker.rollback()
+    done = subprocess.run(
+        [DATASERVICE, "migrate"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DATABASE_URL": through_pgbouncer,
+            "DATABASE_PGBOUNCER": "true",
+            "DATABASE_LISTEN_URL": database_url,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "applied 1 migration(s): 0008.notify-after-commit"
+
+
+@pytest.mark.parametrize("transactional", [True, False], ids=["in-a-transaction", "outside"])
+def test_through_pgbouncer_a_statement_past_the_statement_timeout_is_cancelled(
+    transactional, database_url, postgresql, db, owner_pgbouncer, tmp_path
+):
+    # In a transaction the limit comes from SET LOCAL through PgBouncer; outside one (as CREATE
+    # INDEX CONCURRENTLY runs) from the startup options of the direct connection.
+    header = "" if transactional else "-- transactional: false\n"
+    (tmp_path / "0001.slow.sql").write_text(header + "SELECT pg_sleep(10);\n")
+    (tmp_path / "0001.slow.rollback.sql").write_text(header + "SELECT 1;\n")
+    started = time.monotonic()
+    with pytest.raises(MigrationFailed) as failed:
+        apply_migrations(
+            owner_pgbouncer(postgresql.info.dbname),
+            tmp_path,
+            statement_timeout_ms=200,
+            direct_url=database_url,
+        )
+    assert time.monotonic() - started < 5
+    assert isinstance(failed.value.error, pg_errors.QueryCanceled)
+    assert "0001.slow" not in applied(db)
+    assert db.execute("SELECT count(*) FROM yoyo_lock").fetchone()[0] == 0
+
+
+def test_through_pgbouncer_a_concurrent_index_goes_straight_to_postgresql(
+    database_url, postgresql, db, owner_pgbouncer, blocker, start_migrate
+):
+    # 0002 builds its index CONCURRENTLY, outside a transaction: behind a long write it gives up
+    # after the lock timeout, on the direct connection (DATABASE_LISTEN_URL), as without PgBouncer.
+    roll_back(database_url, lambda mid: mid.startswith("0002."))
+    blocker.execute(
+        "INSERT INTO users (email, username, password_hash)"
+        " VALUES ('slow@example.com', 'slow', '$2b$04$x')"
+    )
+    through_pgbouncer = owner_pgbouncer(postgresql.info.dbname)
+    migrate = start_migrate(
+        DATABASE_URL=through_pgbouncer,
+        DATABASE_PGBOUNCER="true",
+        DATABASE_LISTEN_URL=database_url,
+    )
+    wait_until_migrate_waits_for_a_lock(db, migrate)
+    line = gave_up(migrate, time.monotonic())
+    assert line.startswith(
+        f"Error: migration 0002.users-listing-index gave up after waiting {LOCK_TIMEOUT_MS} ms"
+    )
+    assert line.endswith(
+        "left the invalid index users_created_at_id_idx: "
+        "DROP INDEX CONCURRENTLY it before migrating again"
+    )
+    blocker.rollback()
+    db.execute("DROP INDEX CONCURRENTLY users_created_at_id_idx")
+    assert apply_migrations(through_pgbouncer, direct_url=database_url) == [
+        "0002.users-listing-index"
+    ]
+    assert db.execute(
+        "SELECT indisvalid FROM pg_index WHERE indexrelid = 'users_created_at_id_idx'::regclass"
+    ).fetchone() == (True,)
