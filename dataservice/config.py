@@ -224,7 +224,8 @@ SETTINGS = (
         "false",
         _boolean,
         "true when DATABASE_URL points at PgBouncer in transaction mode: no server-side "
-        "prepared statements and no startup options (set the timeouts on the role).",
+        "prepared statements and no startup options (set the timeouts on the role); "
+        "`dataservice migrate` sets its own in each migration's transaction.",
     ),
     Setting(
         "AUTH_CACHE_SECONDS",
@@ -263,7 +264,9 @@ SETTINGS = (
         "DATABASE_LISTEN_URL",
         "",
         str,
-        "Direct (not transaction-pooled) PostgreSQL URL for LISTEN; default DATABASE_URL.",
+        "Direct (not transaction-pooled) PostgreSQL URL for LISTEN; default DATABASE_URL. With "
+        "DATABASE_PGBOUNCER=true, `dataservice migrate` also runs a migration that cannot run in "
+        "a transaction over it (unless MIGRATION_DATABASE_URL is set).",
         secret=True,
     ),
     Setting(
