@@ -20,7 +20,7 @@ from psycopg_pool import ConnectionPool
 
 
 class BarePool:
-    """The pool, opened in the worker after gunicorn forks (gunicorn.conf.py calls open())."""
+    """The pool, opened in the worker after gunicorn forks (post_worker_init calls open())."""
 
     def __init__(self, url: str):
         self.pool = ConnectionPool(

@@ -204,7 +204,7 @@ SETTINGS = (
         "",
         str,
         "Directory (tmpfs) where the workers of one instance share rates and permits; "
-        "gunicorn.conf.py makes a fresh one when unset.",
+        "gunicorn makes a fresh one when unset (serving/lifecycle.py).",
     ),
     Setting(
         "DATABASE_REPLICA_URL",

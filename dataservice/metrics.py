@@ -1,9 +1,9 @@
 """Prometheus metrics, correct across gunicorn's worker processes, served at /metrics.
 
-Under gunicorn, PROMETHEUS_MULTIPROC_DIR is set (gunicorn.conf.py makes a fresh directory when it
-is not) before prometheus_client is imported: every worker then writes its samples to files there,
-and whichever worker answers a scrape adds up all of them. Without it (tests, `flask run`) the
-metrics live in this process.
+Under gunicorn, PROMETHEUS_MULTIPROC_DIR is set (serving/lifecycle.py makes a fresh directory when
+it is not) before prometheus_client is imported: every worker then writes its samples to files
+there, and whichever worker answers a scrape adds up all of them. Without it (tests, `flask run`)
+the metrics live in this process.
 
 Labels are bounded: the route is the URL rule's template (`/api/v1/users/<bigint:user_id>`), not
 the path, and a request that matched no rule is counted under the route "unmatched".
