@@ -49,16 +49,17 @@ class Handler(PyWSGIHandler):
     def MessageClass(self, rfile, *args):  # pywsgi's name
         # pywsgi reads headers with http.client: 99 fields of 64 KiB at most, and a traceback
         # printed past them. Read here within the limits, parsed as http.client parses them.
+        _, most_fields, longest = self.limits
         lines = []
         while True:
-            line = rfile.readline(self.limits.field_size + 1)
-            if len(line) > self.limits.field_size:
+            line = rfile.readline(longest + 1)
+            if len(line) > longest:
                 raise problems.Refused(431)
             if line in (b"\r\n", b"\n", b""):
                 text = b"".join(lines).decode("latin-1")
                 return email.parser.Parser(_class=pywsgi.OldMessage).parsestr(text)
             lines.append(line)
-            if len(lines) > self.limits.fields:
+            if len(lines) > most_fields:
                 raise problems.Refused(431)
 
     def _handle_client_error(self, ex):
