@@ -77,7 +77,9 @@ else
   mkdir -p "$private"
   if [[ ! -f $data/PG_VERSION ]]; then
     say "creating a private cluster in $data"
-    "$bin/initdb" -D "$data" -U postgres -A trust >&2
+    # UTF-8 whatever the caller's locale: without one, initdb picks SQL_ASCII, in which psycopg
+    # sends text as bytea and the migrations fail.
+    "$bin/initdb" -D "$data" -U postgres -A trust --encoding=UTF8 --locale=C.UTF-8 >&2
   fi
   if ! "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     "$bin/pg_ctl" -D "$data" -l "$private/server.log" -w \

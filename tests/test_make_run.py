@@ -10,6 +10,7 @@ made by make itself on the first run and kept there for the next runs. One run o
 a time on a machine (a lock), as the private cluster's port is fixed (55432).
 """
 
+import contextlib
 import fcntl
 import os
 import pwd
@@ -26,8 +27,9 @@ from .support import request
 
 ROOT = Path(__file__).parent.parent
 USER = "ds-make-run"
-# What the user's environment keeps of ours: how TLS is reached (pip installs the venv).
-KEPT = ("CERT", "CA_BUNDLE", "PROXY", "LANG", "LC_")
+# What the user's environment keeps of ours: how TLS is reached (pip installs the venv). No
+# locale: a bare login may have none, and make run must not depend on it.
+KEPT = ("CERT", "CA_BUNDLE", "PROXY")
 
 
 def account() -> pwd.struct_passwd:
@@ -112,7 +114,8 @@ class MakeRun:
             except OSError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                os.killpg(process.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):  # make may have exited
+                    os.killpg(process.pid, signal.SIGKILL)
                 pytest.fail("make run did not serve:\n" + self.log.read_text())
             time.sleep(0.2)
 
@@ -138,8 +141,10 @@ def in_session(session: int) -> list[int]:
     return left
 
 
-@pytest.fixture
-def make_run(tmp_path):
+@pytest.fixture(scope="module")
+def checkout():
+    """The account and its copy of this checkout, with no PostgreSQL cluster yet, as in a fresh
+    clone (the venv stays from earlier runs); this module's tests hold the machine's lock."""
     owner = account()
     home = Path(owner.pw_dir)
     if os.geteuid() != 0:
@@ -147,12 +152,18 @@ def make_run(tmp_path):
         home.mkdir(parents=True, exist_ok=True)
     with (home / "make-run.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        checkout = home / "make-run"
-        copy_checkout(checkout, owner)
-        runner = MakeRun(owner, checkout, tmp_path / "make-run.log")
-        runner.postgres("stop")  # a cluster left by an interrupted earlier test
-        yield runner
-        runner.postgres("stop")
+        copy = home / "make-run"
+        copy_checkout(copy, owner)
+        MakeRun(owner, copy, Path(os.devnull)).postgres("stop")  # left by an interrupted run
+        shutil.rmtree(copy / "var", ignore_errors=True)
+        yield owner, copy
+
+
+@pytest.fixture
+def make_run(checkout, tmp_path):
+    runner = MakeRun(*checkout, tmp_path / "make-run.log")
+    yield runner
+    runner.postgres("stop")
 
 
 def ctrl_c(process: subprocess.Popen) -> None:
