@@ -61,8 +61,10 @@ def copy_checkout(target: Path, owner: pwd.struct_passwd) -> None:
             shutil.copy(source, copy)
     for path in target.rglob("*"):
         relative = path.relative_to(target)
-        kept = relative.parts[0] in (".venv", "var") or relative.parts[0].endswith(".egg-info")
-        if path.is_file() and not kept and str(relative) not in wanted:
+        made_here = relative.parts[0] in (".venv", "var") or relative.parts[0].endswith(".egg-info")
+        if made_here or "__pycache__" in relative.parts:
+            continue
+        if path.is_file() and str(relative) not in wanted:
             path.unlink()
     subprocess.run(["chown", "-R", f"{owner.pw_uid}:{owner.pw_gid}", target], check=True)
 
@@ -73,7 +75,9 @@ class MakeRun:
     def __init__(self, owner: pwd.struct_passwd, checkout: Path, log: Path):
         self.owner, self.checkout, self.log = owner, checkout, log
         self.port = free_port()
-        self.env = {name: value for name, value in os.environ.items() if name.startswith(KEPT)}
+        self.env = {
+            name: value for name, value in os.environ.items() if any(k in name for k in KEPT)
+        }
         self.env |= {
             "HOME": owner.pw_dir,
             "USER": owner.pw_name,
