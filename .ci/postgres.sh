@@ -11,7 +11,7 @@
 #   .ci/postgres.sh stop       stops the private cluster (make run does, when it started it)
 # As root it uses the machine's cluster (installing PostgreSQL with apt-get on Debian when it is
 # missing), which it never stops; PostgreSQL itself always runs as the postgres user. As any
-# other user it runs a private cluster under var/postgres on port 55432.
+# other user it runs a private cluster under var/postgres on port 55432 (or PRIVATE_POSTGRES_PORT).
 set -euo pipefail
 mode=${1:?usage: postgres.sh run|app|test|running|stop}
 say() { echo "postgres.sh: $*" >&2; }
@@ -72,7 +72,7 @@ if [[ $EUID -eq 0 ]]; then
   psql_admin() { runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p "$port" -d postgres "$@"; }
 else
   # A private cluster owned by this user.
-  port=55432
+  port=${PRIVATE_POSTGRES_PORT:-55432}
   data=$private/data
   mkdir -p "$private"
   if [[ ! -f $data/PG_VERSION ]]; then

@@ -7,7 +7,8 @@ root that user is a system account made here when missing (`ds-make-run`, its ho
 /var/lib/ds-make-run): PostgreSQL refuses to run as root, and root's Python is out of other
 users' reach (/root is private), so its copy gets a venv of its own from the system's python3,
 made by make itself on the first run and kept there for the next runs. One run of this test at
-a time on a machine (a lock), as the private cluster's port is fixed (55432).
+a time on a machine (a lock on that copy). Its cluster listens on a free port
+(PRIVATE_POSTGRES_PORT), as anyone's make run on the machine may hold the default, 55432.
 """
 
 import contextlib
@@ -72,7 +73,7 @@ def copy_checkout(target: Path, owner: pwd.struct_passwd) -> None:
 class MakeRun:
     """`make run` and `.ci/postgres.sh` as the account, in its copy of the checkout."""
 
-    def __init__(self, owner: pwd.struct_passwd, checkout: Path, log: Path):
+    def __init__(self, owner: pwd.struct_passwd, checkout: Path, postgres_port: int, log: Path):
         self.owner, self.checkout, self.log = owner, checkout, log
         self.port = free_port()
         self.env = {
@@ -85,6 +86,7 @@ class MakeRun:
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
+            "PRIVATE_POSTGRES_PORT": str(postgres_port),
         }
 
     def _as_owner(self) -> dict:
@@ -147,8 +149,8 @@ def in_session(session: int) -> list[int]:
 
 @pytest.fixture(scope="module")
 def checkout():
-    """The account and its copy of this checkout, with no PostgreSQL cluster yet, as in a fresh
-    clone (the venv stays from earlier runs); this module's tests hold the machine's lock."""
+    """The account, its copy of this checkout with no PostgreSQL cluster yet, as in a fresh clone
+    (the venv stays from earlier runs), and a port for that cluster; held for this module."""
     owner = account()
     home = Path(owner.pw_dir)
     if os.geteuid() != 0:
@@ -158,9 +160,10 @@ def checkout():
         fcntl.flock(lock, fcntl.LOCK_EX)
         copy = home / "make-run"
         copy_checkout(copy, owner)
-        MakeRun(owner, copy, Path(os.devnull)).postgres("stop")  # left by an interrupted run
+        postgres_port = free_port()
+        MakeRun(owner, copy, postgres_port, Path(os.devnull)).postgres("stop")  # left running
         shutil.rmtree(copy / "var", ignore_errors=True)
-        yield owner, copy
+        yield owner, copy, postgres_port
 
 
 @pytest.fixture
