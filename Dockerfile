@@ -14,11 +14,12 @@ WORKDIR /app
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home app
 
-# Dependencies first, so code changes reuse this layer. The pins live in setup.cfg.
-COPY setup.cfg pyproject.toml README.md ./
-RUN mkdir dataservice && touch dataservice/__init__.py \
+# Dependencies first, so code changes reuse this layer. The pins live in setup.cfg. An empty
+# README.md stands in for the one setup.cfg names: editing the README must not reinstall them.
+COPY setup.cfg pyproject.toml ./
+RUN mkdir dataservice && touch dataservice/__init__.py README.md \
     && pip install --no-compile -e . \
-    && rm -rf dataservice
+    && rm -rf dataservice README.md
 
 # The package runs from /app, next to the sql/ and migrations/ it reads.
 COPY dataservice/ dataservice/

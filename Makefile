@@ -19,12 +19,19 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 # Serve on HOST:PORT (default 127.0.0.1:8000). Without DATABASE_URL, a local PostgreSQL is
 # started and prepared: migrations run as the owner role, the service connects as the
 # application role, and a first start creates an API client `local-dev` and prints its token.
-# Migrations are applied as their own step; the service never migrates.
+# Migrations are applied as their own step; the service never migrates. As a user other than
+# root, the private PostgreSQL (var/postgres) that make run started is stopped when it ends
+# (Ctrl-C, SIGTERM); one that was already running is left running, as is the machine's (root).
 run: $(BIN)/.installed
-	@set -e; \
+	@set -e; stop_postgres=; \
 	if [ -n "$$DATABASE_URL" ]; then \
 		$(BIN)/dataservice migrate; \
 	else \
+		if [ "$$(id -u)" != 0 ] && ! bash .ci/postgres.sh running; then \
+			stop_postgres=yes; \
+			trap 'bash .ci/postgres.sh stop' EXIT; trap 'exit 130' INT TERM HUP; \
+			echo "make run: the PostgreSQL it starts in var/postgres stops when make run ends"; \
+		fi; \
 		DATABASE_URL=$$(bash .ci/postgres.sh run) $(BIN)/dataservice migrate; \
 		DATABASE_URL=$$(bash .ci/postgres.sh app); export DATABASE_URL; \
 		if ! $(BIN)/dataservice clients list | grep -q '^local-dev\b'; then \
@@ -33,7 +40,12 @@ run: $(BIN)/.installed
 			echo "(send it as: Authorization: Bearer <token>; revoke with: dataservice clients revoke local-dev)"; \
 		fi; \
 	fi; \
-	exec $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+	if [ -z "$$stop_postgres" ]; then exec $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app; fi; \
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app & gunicorn=$$!; \
+	trap 'kill -TERM $$gunicorn 2>/dev/null || true' INT TERM HUP; \
+	status=0; wait $$gunicorn || status=$$?; \
+	while kill -0 $$gunicorn 2>/dev/null; do status=0; wait $$gunicorn || status=$$?; done; \
+	exit $$status
 
 # A two-node PostgreSQL cluster under Patroni (with etcd) and the service on it, for trying a
 # switchover or the loss of a node by hand (tests/ha_cluster.py); Ctrl-C stops it all.
@@ -51,8 +63,9 @@ ha-packages:
 
 # Lint, then the whole suite against a real PostgreSQL (started when needed); the PgBouncer
 # test needs Debian's pgbouncer, the /docs test chromium, the /metrics test promtool (Debian's
-# prometheus), the HA tests etcd, Patroni and HAProxy, the documentation's examples curl, and
-# the shared rate limits Redis (.ci/redis.sh starts it), installed here when missing.
+# prometheus), the HA tests etcd, Patroni and HAProxy, the documentation's examples curl, the
+# shared rate limits Redis (.ci/redis.sh starts it), and the image test podman with runc (and
+# debootstrap for its stand-in base image), installed here when missing.
 test: $(BIN)/.installed ha-packages
 	@command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || \
 		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
@@ -73,6 +86,12 @@ test: $(BIN)/.installed ha-packages
 		  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null 2>&1 || \
 		    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; }; }; } || \
 		{ echo "curl is needed by the tests: apt-get install curl"; exit 1; }
+	@{ command -v podman && { command -v runc || [ -x /usr/sbin/runc ]; } && \
+	   { command -v debootstrap || [ -x /usr/sbin/debootstrap ]; }; } >/dev/null || \
+		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap >/dev/null 2>&1 || \
+		    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap >/dev/null; }; }; } || \
+		{ echo "podman, runc and debootstrap are needed by the image test: apt-get install podman runc debootstrap"; exit 1; }
 	@bash .ci/redis.sh
 	$(BIN)/ruff check .
 	@set -e; \

@@ -7,17 +7,21 @@
 #                          LOGIN and a local password; prints the URL the service connects with
 #   .ci/postgres.sh test   a superuser role that creates and drops the per-test databases;
 #                          prints a TEST_DATABASE_URL (the maintenance database)
+#   .ci/postgres.sh running    exit status 0 when the private cluster (below) runs
+#   .ci/postgres.sh stop       stops the private cluster (make run does, when it started it)
 # As root it uses the machine's cluster (installing PostgreSQL with apt-get on Debian when it is
-# missing); PostgreSQL itself always runs as the postgres user. As any other user it runs a
-# private cluster under var/postgres on port 55432.
+# missing), which it never stops; PostgreSQL itself always runs as the postgres user. As any
+# other user it runs a private cluster under var/postgres on port 55432 (or PRIVATE_POSTGRES_PORT).
 set -euo pipefail
-mode=${1:?usage: postgres.sh run|test}
+mode=${1:?usage: postgres.sh run|app|test|running|stop}
 say() { echo "postgres.sh: $*" >&2; }
+private=var/postgres  # a non-root user's cluster: its data, socket and log
 
 case $mode in
   run)  role=dataservice; password=dataservice; database=dataservice ;;
   app)  role=dataservice_app; password=dataservice_app; database=dataservice ;;
   test) role=dataservice_test; password=dataservice_test; database=postgres ;;
+  running|stop) ;;
   *)    say "unknown mode $mode"; exit 2 ;;
 esac
 
@@ -28,6 +32,18 @@ bindir() {
     ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
   fi
 }
+
+if [[ $mode == running || $mode == stop ]]; then
+  bin=$(bindir)
+  if [[ $EUID -eq 0 || -z $bin ]] || ! "$bin/pg_ctl" -D "$private/data" status >/dev/null 2>&1; then
+    [[ $mode == stop ]] && exit 0  # nothing of ours runs
+    exit 1
+  fi
+  [[ $mode == running ]] && exit 0
+  say "stopping the private cluster in $private/data"
+  "$bin/pg_ctl" -D "$private/data" -m fast -w stop >&2
+  exit 0
+fi
 
 if [[ -z "$(bindir)" || ! -x "$(bindir)/initdb" ]]; then
   if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
@@ -56,16 +72,18 @@ if [[ $EUID -eq 0 ]]; then
   psql_admin() { runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p "$port" -d postgres "$@"; }
 else
   # A private cluster owned by this user.
-  port=55432
-  data=var/postgres/data
-  mkdir -p var/postgres
+  port=${PRIVATE_POSTGRES_PORT:-55432}
+  data=$private/data
+  mkdir -p "$private"
   if [[ ! -f $data/PG_VERSION ]]; then
     say "creating a private cluster in $data"
-    "$bin/initdb" -D "$data" -U postgres -A trust >&2
+    # UTF-8 whatever the caller's locale: without one, initdb picks SQL_ASCII, in which psycopg
+    # sends text as bytea and the migrations fail.
+    "$bin/initdb" -D "$data" -U postgres -A trust --encoding=UTF8 --locale=C.UTF-8 >&2
   fi
   if ! "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
-    "$bin/pg_ctl" -D "$data" -l var/postgres/server.log -w \
-      -o "-p $port -k $PWD/var/postgres -c listen_addresses=127.0.0.1" start >&2
+    "$bin/pg_ctl" -D "$data" -l "$private/server.log" -w \
+      -o "-p $port -k $PWD/$private -c listen_addresses=127.0.0.1" start >&2
   fi
   psql_admin() { "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d postgres "$@"; }
 fi

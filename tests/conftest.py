@@ -98,6 +98,17 @@ postgresql_noproc = factories.postgresql_noproc(
 postgresql = factories.postgresql("postgresql_noproc")
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Shows what tests reported with `record_property("summary", text)` (the image's size, its
+    build times), also from the xdist workers."""
+    reports = [*terminalreporter.stats.get("passed", ()), *terminalreporter.stats.get("failed", ())]
+    lines = [text for r in reports for name, text in r.user_properties if name == "summary"]
+    if lines:
+        terminalreporter.section("reported by tests")
+        for line in dict.fromkeys(lines):
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_secret_in_any_log():
     """Every log record of the whole run, formatted as production formats it, is searched for
@@ -125,6 +136,22 @@ def _authenticated_urllib():
     urllib.request.install_opener(opener)
     yield
     urllib.request.install_opener(None)
+
+
+@pytest.fixture
+def empty_database(postgresql_noproc):
+    """An empty database on the test server (this checkout's and worker's own name), for a test
+    that migrates it as ops do; the suite's roles exist (the template made them). Its name."""
+    name = _DBNAME + "_empty"
+    maintenance = url_for_database(SERVER.get("dbname", "postgres"))
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield name
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""What ops run: gunicorn with our config, and the Dockerfile (checked statically: no Docker
-engine runs here)."""
+"""What ops run: gunicorn with our config, and the Dockerfile's text (tests/test_image.py builds
+and runs the image itself, with podman)."""
 
 import http.client
 import json
