@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from bench import instructions as instruction_count  # noqa: E402
 from dataservice import auth  # noqa: E402
 from dataservice.api import cursors  # noqa: E402
-from dataservice.cli import apply_migrations  # noqa: E402
+from dataservice.migrate import apply_migrations  # noqa: E402
 from dataservice.seed import SEEDED_HASH, seed_organizations, seed_users  # noqa: E402
 
 # Scenario name -> what it measures. Each has bench/<name>.lua and bench/pgbench/<name>.sql.

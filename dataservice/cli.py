@@ -9,25 +9,23 @@ import functools
 import re
 import sys
 from contextlib import contextmanager
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import click
 import psycopg
 from flask import current_app
 from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 from psycopg import errors as pg_errors
-from yoyo import default_migration_table, get_backend, read_migrations
-from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
-from yoyo.connections import BadConnectionURI, parse_uri
+from yoyo.connections import BadConnectionURI
 from yoyo.exceptions import LockTimeout
 
-from . import MIGRATIONS_DIR, auth, connectivity, db
+from . import auth, connectivity, db
+from . import seed as seeding
 from .admission import DEFAULT_LIMITS, UNLIMITED, Limits
 from .app import create_app
 from .config import ConfigError
-from .db import libpq_url, yoyo_url
+from .db import libpq_url
 from .errors import Conflict, ServiceError
-from .seed import seed_organizations, seed_users
+from .migrate import MigrationFailed, NoDirectConnection, apply_migrations
 from .store import clients as clients_store
 from .store import events as events_store
 from .store import idempotency as idempotency_store
@@ -41,154 +39,6 @@ MIGRATE_STARTUP_FIX = (
 DIRECT_STARTUP_FIX = (
     "point DATABASE_LISTEN_URL (or MIGRATION_DATABASE_URL) straight at PostgreSQL, not at PgBouncer"
 )
-
-
-class MigrationFailed(Exception):
-    """A migration failed and was not recorded; those before it in the same run stay applied."""
-
-    def __init__(self, migration, error: psycopg.Error, invalid_indexes: list[str]):
-        super().__init__(f"{migration.id}: {error}")
-        self.migration = migration
-        self.error = error
-        self.invalid_indexes = invalid_indexes
-
-
-class NoDirectConnection(Exception):
-    """Behind PgBouncer, a migration outside a transaction could not open its connection
-    straight to PostgreSQL (`url`); nothing of it ran."""
-
-    def __init__(self, migration, url: str, error: psycopg.OperationalError):
-        super().__init__(f"{migration.id}: {error}")
-        self.migration = migration
-        self.url = url
-        self.error = error
-
-
-def _migration_limits(
-    lock_timeout_ms: int | None, statement_timeout_ms: int | None
-) -> dict[str, int]:
-    """migrate's limits on its statements, by PostgreSQL setting; None is no limit of its own."""
-    given = {"lock_timeout": lock_timeout_ms, "statement_timeout": statement_timeout_ms}
-    return {name: value for name, value in given.items() if value is not None}
-
-
-def migration_url(
-    database_url: str,
-    *,
-    lock_timeout_ms: int | None = None,
-    statement_timeout_ms: int | None = None,
-    options: bool = True,
-) -> str:
-    """yoyo's URL for `database_url`, with the session limits given. yoyo opens a connection of
-    its own for each migration, so the limits travel in the URL, as libpq's `options`; without
-    `options` (PgBouncer refuses them) only the application name does."""
-    parts = urlsplit(yoyo_url(database_url))
-    query = dict(parse_qsl(parts.query))
-    limits = _migration_limits(lock_timeout_ms, statement_timeout_ms)
-    if limits:
-        if options:
-            settings = [f"-c {name}={value}" for name, value in limits.items()]
-            query["options"] = " ".join([query.get("options", ""), *settings]).strip()
-        query.setdefault("application_name", "dataservice-migrate")  # for pg_stat_activity
-    return parts._replace(query=urlencode(query)).geturl()
-
-
-class TransactionPooledBackend(PostgresqlPsycopgBackend):
-    """yoyo's psycopg backend for a connection through PgBouncer in transaction mode, which
-    hands each transaction to any of its server connections: a session setting would stay on
-    whichever one ran it (and leak to other clients), and a prepared statement would be looked
-    for on another. So no prepared statements, and migrate's limits are set with SET LOCAL
-    (set_config(..., true)) at the start of every transaction yoyo opens: each migration's, and
-    its own bookkeeping's."""
-
-    limits: tuple[tuple[str, int], ...] = ()  # (setting, value)
-
-    @classmethod
-    def open(cls, url: str, limits: dict[str, int]) -> "TransactionPooledBackend":
-        """The backend for `url` (yoyo's get_backend, with this class)."""
-        backend = cls(parse_uri(url), default_migration_table)
-        backend.limits = tuple(limits.items())
-        backend.init_database()
-        return backend
-
-    def connect(self, dburi):
-        connection = super().connect(dburi)
-        connection.prepare_threshold = None
-        return connection
-
-    def begin(self):
-        super().begin()
-        for name, value in self.limits:
-            self.execute(
-                "SELECT set_config(:name, :value, true)", {"name": name, "value": str(value)}
-            )
-
-    def copy(self):  # yoyo runs each migration on a copy, with a connection of its own
-        twin = super().copy()
-        twin.limits = self.limits
-        return twin
-
-
-def _invalid_indexes(backend) -> list[str]:
-    """Invalid indexes in the database: what a failed CREATE INDEX CONCURRENTLY leaves behind."""
-    try:
-        rows = backend.execute(
-            "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid ORDER BY 1"
-        ).fetchall()
-    except psycopg.Error:
-        return []  # the migration's own error is the one to report
-    return [name for (name,) in rows]
-
-
-def apply_migrations(
-    database_url: str,
-    directory=MIGRATIONS_DIR,
-    *,
-    lock_timeout_ms: int | None = None,
-    statement_timeout_ms: int | None = None,
-    direct_url: str | None = None,
-) -> list[str]:
-    """Apply every pending migration under yoyo's lock; returns the ids applied. A migration
-    that fails raises MigrationFailed naming it; yoyo's lock is released either way.
-
-    With `direct_url`, `database_url` is taken to go through PgBouncer in transaction mode
-    (DATABASE_PGBOUNCER=true): the limits are set in each migration's transaction
-    (TransactionPooledBackend), and a migration that cannot run in a transaction (CREATE INDEX
-    CONCURRENTLY), which needs one session for its limits and its statement, runs over
-    `direct_url`, a connection straight to PostgreSQL, with the limits as startup options."""
-    limits = {"lock_timeout_ms": lock_timeout_ms, "statement_timeout_ms": statement_timeout_ms}
-    if direct_url is None:
-        backend = get_backend(migration_url(database_url, **limits))
-    else:
-        backend = TransactionPooledBackend.open(
-            migration_url(database_url, **limits, options=False),
-            _migration_limits(lock_timeout_ms, statement_timeout_ms),
-        )
-    direct = None  # opened for the first migration outside a transaction, behind PgBouncer
-    try:
-        migrations = read_migrations(str(directory))
-        with backend.lock():
-            pending = backend.to_apply(migrations)
-            for migration in pending:
-                runner = backend
-                if direct_url is not None and not migration.use_transactions:
-                    if direct is None:
-                        try:
-                            direct = get_backend(migration_url(direct_url, **limits))
-                        except psycopg.OperationalError as exc:
-                            raise NoDirectConnection(migration, direct_url, exc) from exc
-                    runner = direct
-                try:
-                    runner.apply_one(migration)
-                except psycopg.Error as exc:
-                    invalid = [] if migration.use_transactions else _invalid_indexes(runner)
-                    raise MigrationFailed(migration, exc, invalid) from exc
-            backend.run_post_apply(pending)
-        return [m.id for m in pending]
-    finally:
-        backend.connection.close()
-        if direct is not None:
-            direct.connection.close()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -404,6 +254,15 @@ def _limits(rate, burst, in_flight, unlimited, base: Limits) -> Limits:
     return Limits(rate, burst, in_flight or base.in_flight)
 
 
+def _limit_columns(limits: Limits) -> dict:
+    """The client's limits as the api_clients columns hold them."""
+    return {
+        "rate_per_second": limits.rate,
+        "burst": limits.burst,
+        "max_in_flight": limits.in_flight,
+    }
+
+
 def _describe(limits: Limits) -> str:
     rate = f"{limits.rate:g}/s burst {limits.burst}" if limits.rate else "no rate limit"
     in_flight = f"{limits.in_flight} in flight" if limits.in_flight else "no in-flight limit"
@@ -430,7 +289,11 @@ def create_client(name, scopes, rate, burst, in_flight, unlimited):
     try:
         with db.transaction() as conn:
             clients_store.create(
-                conn, name=name, token_hash=auth.token_hash(token), scopes=scopes, limits=limits
+                conn,
+                name=name,
+                token_hash=auth.token_hash(token),
+                scopes=scopes,
+                **_limit_columns(limits),
             )
     except Conflict:
         raise click.ClickException(f"a client named {name} exists already") from None
@@ -454,7 +317,7 @@ def client_limits(name, rate, burst, in_flight, unlimited):
         if current is None or current["revoked_at"] is not None:
             raise click.ClickException(f"no active client named {name}")
         limits = _limits(rate, burst, in_flight, unlimited, auth.limits_of(current))
-        clients_store.set_limits(conn, name, limits)
+        clients_store.set_limits(conn, name, **_limit_columns(limits))
     click.echo(f"{name}: {_describe(limits)}")
 
 
@@ -509,23 +372,10 @@ def revoke_client(name):
 @with_database
 def seed(count, organizations):
     """Load COUNT realistic fake users quickly (COPY), for demos and benchmarks."""
-    with db.transaction() as conn:
-        conn.execute("SET LOCAL statement_timeout = 0")  # one long COPY, not API traffic
-        start = conn.execute("SELECT coalesce(max(id), 0) AS n FROM users").fetchone()["n"]
-        with click.progressbar(length=count, label="seeding users", file=sys.stderr) as bar:
-            seed_users(conn, count, start=start, progress=bar.update)
-        if organizations:
-            first = conn.execute("SELECT coalesce(max(id), 0) AS n FROM organizations")
-            seed_organizations(conn, organizations, start=first.fetchone()["n"])
+    bar = click.progressbar(length=count, label="seeding users", file=sys.stderr)
+    with db.transaction() as conn, bar:
+        seeding.seed(conn, count, organizations, progress=bar.update)
     with db.connection() as conn:
-        # Fresh statistics so the planner sees the new rows now; only the owner may ANALYZE
-        # (PostgreSQL merely warns otherwise), and autovacuum gets there soon after.
-        owner = conn.execute(
-            "SELECT pg_has_role(relowner, 'USAGE') AS ok"
-            "  FROM pg_class WHERE oid = 'users'::regclass"
-        ).fetchone()["ok"]
-        if owner:
-            conn.execute("ANALYZE users, organizations, memberships")
-        else:
+        if not seeding.refresh_statistics(conn):
             click.echo("not the table's owner: statistics are left to autovacuum", err=True)
     click.echo(f"seeded {count} users and {organizations} organizations")

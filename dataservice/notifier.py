@@ -17,7 +17,6 @@ import time
 
 import psycopg
 from flask import Flask, request
-from psycopg import sql
 
 from .db import libpq_url
 from .errors import Unavailable
@@ -27,8 +26,6 @@ from .workers import cooperative
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "dataservice_events"
-_LISTEN = sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL))  # a fixed identifier, no values
 # Under a steady stream of writes, readers wake at most this often per writing worker: events
 # then reach them in pages rather than one wake-up (and one feed query) per write.
 ANNOUNCE_INTERVAL = 0.05
@@ -119,7 +116,7 @@ class ChangeNotifier:
                 with psycopg.connect(
                     self._conninfo, autocommit=True, application_name="dataservice-listener"
                 ) as conn:
-                    conn.execute(_LISTEN)
+                    events.listen(conn)
                     self._wake()  # events may have committed while we were not listening
                     while not self._stopping.is_set():
                         for _ in conn.notifies(timeout=1.0):

@@ -27,6 +27,10 @@ def is_accepted_hash(value: str) -> bool:
     return bool(_ARGON2ID.fullmatch(value) or _BCRYPT.fullmatch(value))
 
 
+# The same rule as one pattern, for the request schemas and so the OpenAPI document.
+ACCEPTED_HASH_PATTERN = f"^(?:{_ARGON2ID.pattern}|{_BCRYPT.pattern})$"
+
+
 class HashingPool:
     """Where hashes run: at most `permits.size` at once on the whole instance (a permit is
     waited for at most `wait` seconds, then the request is refused with a 503 at once), in

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from psycopg.rows import tuple_row
+
+from .queries import queries
 
 # fmt: off
 FIRST = ("ada", "alan", "anna", "bob", "carla", "chen", "dara", "emil", "fatima", "grace", "hugo",
@@ -51,10 +52,7 @@ def seed_users(
     Binary COPY: the client spends about a third of the CPU text costs; the server's time goes
     to the five indexes either way (about 35 s of one core per million users here)."""
     copied = 0
-    with conn.cursor().copy(
-        "COPY users (email, username, password_hash, created_at, updated_at)"
-        " FROM STDIN (FORMAT BINARY)"
-    ) as copy:
+    with conn.cursor().copy(queries.seed.copy_users.sql) as copy:
         copy.set_types(["text", "text", "text", "timestamptz", "timestamptz"])
         for row in fake_users(count, start=start):
             copy.write_row(row)
@@ -80,38 +78,32 @@ def fake_organizations(
         yield (f"{last}-{i}", f"{last.title()} & Co {i}", created, created)
 
 
-# Each seeded organization's members: an owner, an admin and three members, drawn from every
-# user by a stride (the user numbered 1 + (id * 5 + k * 9973) % n in id order), so memberships
-# spread over all users. A join on that number, not a subscript of an array of every id: the
-# array (8 MB at a million users) was copied for each of the 500,000 rows, and the seed of
-# `make bench`'s default size never finished.
-_SEED_MEMBERSHIPS = """
-WITH numbered AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM users),
-     total AS (SELECT count(*) AS n FROM users)
-INSERT INTO memberships (organization_id, user_id, role, created_at, updated_at)
-SELECT o.id, numbered.id,
-       CASE k WHEN 0 THEN 'owner' WHEN 1 THEN 'admin' ELSE 'member' END,
-       o.created_at, o.created_at
-  FROM organizations o
- CROSS JOIN generate_series(0, 4) AS k
- CROSS JOIN total
-  JOIN numbered ON numbered.n = 1 + (o.id * 5 + k * 9973) %% total.n
- WHERE o.id > %s
-    ON CONFLICT DO NOTHING
-"""
-
-
 def seed_organizations(conn: psycopg.Connection, count: int, *, start: int = 0) -> int:
     """COPYs `count` fake organizations, each with five members among the existing users, in
     the caller's transaction (which must commit them: an organization needs its owner by then).
     Writes no change-feed events, as seed_users does."""
-    last = conn.cursor(row_factory=tuple_row).execute("SELECT max(id) FROM organizations")
-    after = last.fetchone()[0] or 0
-    with conn.cursor().copy(
-        "COPY organizations (slug, name, created_at, updated_at) FROM STDIN (FORMAT BINARY)"
-    ) as copy:
+    after = queries.seed.last_organization_id(conn)
+    with conn.cursor().copy(queries.seed.copy_organizations.sql) as copy:
         copy.set_types(["text", "text", "timestamptz", "timestamptz"])
         for row in fake_organizations(count, start=start):
             copy.write_row(row)
-    conn.execute(_SEED_MEMBERSHIPS, (after,))
+    queries.seed.seed_memberships(conn, after=after)
     return count
+
+
+def seed(conn: psycopg.Connection, users: int, organizations: int = 0, *, progress=None) -> None:
+    """`dataservice seed`: `users` fake users numbered after the last, then `organizations`
+    organizations, in the caller's transaction, with no statement timeout."""
+    queries.seed.lift_statement_timeout(conn)
+    seed_users(conn, users, start=queries.seed.last_user_id(conn), progress=progress)
+    if organizations:
+        seed_organizations(conn, organizations, start=queries.seed.last_organization_id(conn))
+
+
+def refresh_statistics(conn: psycopg.Connection) -> bool:
+    """ANALYZEs the seeded tables so the planner sees the new rows now; False when this role
+    does not own them (only the owner may; autovacuum gets there soon after)."""
+    if not queries.seed.owns_the_seeded_tables(conn):
+        return False
+    queries.seed.analyze_seeded_tables(conn)
+    return True

@@ -13,6 +13,10 @@ VALUES (:type, :entity, :entity_id, :actor, :data);
 SELECT set_config('synchronous_commit', 'off', true) AS synchronous_commit,
        pg_notify('dataservice_events', '') AS notified;
 
+-- name: listen_for_events()#
+-- Subscribes this session (the feed's listener, a connection of its own) to announce_events.
+LISTEN dataservice_events;
+
 -- name: list_events(after_xid, after_id, types, limit)
 -- The next events in commit-safe order: after the cursor's (xid, id), and only from transactions
 -- older than every transaction still running, so none can still commit behind the cursor.

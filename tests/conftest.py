@@ -22,8 +22,8 @@ from pytest_postgresql import factories
 from werkzeug.serving import make_server
 
 from dataservice.app import close, create_app
-from dataservice.cli import apply_migrations
 from dataservice.logs import JsonFormatter
+from dataservice.migrate import apply_migrations
 
 from .private_cluster import free_port
 from .support import (

@@ -450,7 +450,7 @@ def main() -> None:
     import select
     import sys
 
-    from dataservice.cli import apply_migrations
+    from dataservice.migrate import apply_migrations
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt

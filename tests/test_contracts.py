@@ -1,5 +1,6 @@
 """Cheap contracts that catch real bugs: every named query is used; SQL follows the house style."""
 
+import ast
 import re
 from pathlib import Path
 
@@ -15,9 +16,16 @@ def named_queries() -> dict[str, list[str]]:
     }
 
 
+def user_of(sql_file: str) -> Path:
+    """The module that runs sql/<name>.sql: store/<name>.py, or for what is not a resource's
+    data (migrate, seed) dataservice/<name>.py."""
+    store = ROOT / "dataservice" / "store" / f"{sql_file}.py"
+    return store if store.exists() else ROOT / "dataservice" / f"{sql_file}.py"
+
+
 def test_every_named_query_is_used_by_its_store_module():
     for resource, names in named_queries().items():
-        store = (ROOT / "dataservice" / "store" / f"{resource}.py").read_text()
+        store = user_of(resource).read_text()
         # `queries.users.get_user_by_id`, or `q.get_user_by_id` after `q = queries.users`
         aliases = re.findall(rf"^(\w+) = queries\.{resource}$", store, re.MULTILINE)
         prefixes = "|".join([rf"queries\.{resource}", *aliases])
@@ -31,7 +39,7 @@ def test_every_query_has_a_doc_comment_and_declares_its_parameters():
         blocks = re.split(r"^-- name: ", path.read_text(), flags=re.MULTILINE)[1:]
         for block in blocks:
             header, doc, *body = block.splitlines()
-            assert re.fullmatch(r"\w+\((\w+(, \w+)*)?\)[\^$!]?", header), header
+            assert re.fullmatch(r"\w+\((\w+(, \w+)*)?\)[\^$!#]?", header), header
             assert doc.startswith("-- ") and len(doc) > 10, f"{header}: no doc comment"
             sql = "\n".join(body)
             declared = set(re.findall(r"\w+", header.split("(", 1)[1]))
@@ -87,3 +95,33 @@ def test_nothing_below_the_api_imports_the_api():
         imports = re.findall(r"^\s*(?:from|import) (\S+)", source, re.MULTILINE)
         upward = [name for name in imports if re.match(r"(\.+|dataservice\.)api\b", name)]
         assert not upward, f"{relative} imports {upward}"
+
+
+def test_schemas_never_import_the_store():
+    """Schemas describe the HTTP documents; what they share with the store lives below both."""
+    for path in (ROOT / "dataservice" / "schemas").rglob("*.py"):
+        imports = re.findall(r"^\s*(?:from|import) (\S+)", path.read_text(), re.MULTILINE)
+        assert not [name for name in imports if re.match(r"(\.+|dataservice\.)store\b", name)], path
+
+
+# A string that starts like a statement (a keyword and more: "DELETE" alone is an HTTP method).
+# Docstrings are prose, and messages that name SQL start with something else.
+STATEMENT = re.compile(
+    r"\s*(SELECT|INSERT|UPDATE|DELETE|WITH|COPY|SET|SHOW|ANALYZE|VACUUM|LISTEN|NOTIFY|TRUNCATE"
+    r"|CREATE|ALTER|DROP|GRANT|BEGIN|COMMIT|ROLLBACK|CALL|DO)\s+\S"
+)
+
+
+def test_sql_lives_in_sql_and_migrations_only():
+    """Every statement the service runs is in sql/ (or migrations/), where a DBA reviews it. The
+    tests' and the benchmark's data builders are exempt: they are not the service."""
+    sources = [*(ROOT / "dataservice").rglob("*.py"), ROOT / "wsgi.py", ROOT / "gunicorn.conf.py"]
+    found = []
+    for path in sources:
+        tree = ast.parse(path.read_text())
+        docstrings = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}
+        for node in ast.walk(tree):
+            text = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(text, str) and id(node) not in docstrings and STATEMENT.match(text):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value[:40]!r}")
+    assert not found, found

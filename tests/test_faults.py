@@ -15,7 +15,7 @@ import pytest
 
 from dataservice import db as db_module
 from dataservice.app import close, create_app
-from dataservice.cli import apply_migrations
+from dataservice.migrate import apply_migrations
 from dataservice.store import users as users_store
 
 from .private_cluster import PrivateCluster

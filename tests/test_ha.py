@@ -39,7 +39,7 @@ import psycopg
 import pytest
 
 from dataservice.app import close, create_app
-from dataservice.cli import apply_migrations
+from dataservice.migrate import apply_migrations
 
 from .commit_cutter import AFTER, BEFORE, CommitCutter
 from .ha_cluster import HACluster, HAProxy

@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dataservice.cli import apply_migrations
+from dataservice.migrate import apply_migrations
 
 from .private_cluster import PrivateCluster, free_port
 from .support import FAST_HASHING, find_secrets, raw_request, register_test_client, request

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg import errors as pg_errors
 
-from dataservice.cli import MigrationFailed, apply_migrations
+from dataservice.migrate import MigrationFailed, apply_migrations
 
 from .support import DATASERVICE, new_user, one_error_line, roll_back
 

@@ -5,8 +5,9 @@ from psycopg import sql
 from yoyo import get_backend, read_migrations
 
 from dataservice import MIGRATIONS_DIR, migration_ids
-from dataservice.cli import apply_migrations, main
+from dataservice.cli import main
 from dataservice.db import yoyo_url
+from dataservice.migrate import apply_migrations
 
 from .support import url_for_database
 

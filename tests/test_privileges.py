@@ -4,7 +4,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from dataservice.cli import apply_migrations
+from dataservice.migrate import apply_migrations
 
 from .private_cluster import PrivateCluster
 from .support import find_secrets

@@ -10,7 +10,7 @@ import pytest
 from psycopg import sql
 
 from dataservice.app import close, create_app
-from dataservice.cli import apply_migrations
+from dataservice.migrate import apply_migrations
 
 from .private_cluster import PrivateCluster, free_port
 from .support import FAST_HASHING, AuthorizedClient, new_user, register_test_client

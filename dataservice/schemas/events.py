@@ -4,7 +4,7 @@ import re
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from ..store.events import TYPES
+from ..event_types import TYPES
 from .fields import Pattern, UtcDateTime, text
 from .pages import CURSOR
 

@@ -2,15 +2,13 @@
 
 from marshmallow import Schema, fields, validate
 
-from ..passwords import _ARGON2ID, _BCRYPT
+from ..passwords import ACCEPTED_HASH_PATTERN
 from .fields import Email, Text, UtcDateTime, at_least_one, exactly_one_of, text
 from .pages import PageArgs, page_of, sorting
 
 USERNAME_PATTERN = r"^[A-Za-z0-9._-]{3,100}$"
 USERNAME_RULE = "3 to 100 characters of A-Z, a-z, 0-9, '.', '_', '-'."
 EMAIL_MAX_LENGTH = 255
-# What passwords.is_accepted_hash accepts, from its own expressions, as one documented pattern.
-HASH_PATTERN = f"^(?:{_ARGON2ID.pattern}|{_BCRYPT.pattern})$"
 
 EMAIL = {
     "validate": validate.Length(max=EMAIL_MAX_LENGTH),
@@ -41,7 +39,7 @@ class PasswordFields(Schema):
         metadata={"format": "password"},
     )
     hashed_password = text(
-        pattern=HASH_PATTERN,
+        pattern=ACCEPTED_HASH_PATTERN,
         error="Must be a PHC-format argon2id hash or a bcrypt hash.",
         load_only=True,
         description="PHC argon2id or bcrypt hash made by the caller.",

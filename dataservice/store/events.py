@@ -8,16 +8,9 @@ documentation (the database checks only their shape, migration 0012).
 import psycopg
 from psycopg.types.json import Jsonb
 
+# A resource declares its event types here, next to the outbox that records them.
+from ..event_types import TYPES, declare  # noqa: F401
 from ..queries import queries
-
-TYPES: list[str] = []  # every declared event type; filled as the resources' modules load
-
-
-def declare(entity: str, *actions: str) -> tuple[str, ...]:
-    """Declares a resource's event types; returns them."""
-    types = tuple(f"{entity}.{action}" for action in actions)
-    TYPES.extend(t for t in types if t not in TYPES)
-    return types
 
 
 def append(
@@ -40,6 +33,11 @@ def append(
 def announce(conn: psycopg.Connection) -> None:
     """NOTIFY the feed's listeners, in a transaction of its own (conn is in autocommit)."""
     queries.events.announce_events(conn)
+
+
+def listen(conn: psycopg.Connection) -> None:
+    """Subscribes this session to announce's notifications (conn is in autocommit)."""
+    queries.events.listen_for_events(conn)
 
 
 def after(
