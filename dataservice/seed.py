@@ -81,15 +81,21 @@ def fake_organizations(
 
 
 # Each seeded organization's members: an owner, an admin and three members, drawn from every
-# user by a stride (users[1 + (id * 5 + k * 9973) % n]), so memberships spread over all users.
+# user by a stride (the user numbered 1 + (id * 5 + k * 9973) % n in id order), so memberships
+# spread over all users. A join on that number, not a subscript of an array of every id: the
+# array (8 MB at a million users) was copied for each of the 500,000 rows, and the seed of
+# `make bench`'s default size never finished.
 _SEED_MEMBERSHIPS = """
-WITH everyone AS (SELECT array_agg(id ORDER BY id) AS ids FROM users)
+WITH numbered AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM users),
+     total AS (SELECT count(*) AS n FROM users)
 INSERT INTO memberships (organization_id, user_id, role, created_at, updated_at)
-SELECT o.id,
-       everyone.ids[1 + (o.id * 5 + k * 9973) %% cardinality(everyone.ids)],
+SELECT o.id, numbered.id,
        CASE k WHEN 0 THEN 'owner' WHEN 1 THEN 'admin' ELSE 'member' END,
        o.created_at, o.created_at
-  FROM organizations o, everyone, generate_series(0, 4) AS k
+  FROM organizations o
+ CROSS JOIN generate_series(0, 4) AS k
+ CROSS JOIN total
+  JOIN numbered ON numbered.n = 1 + (o.id * 5 + k * 9973) %% total.n
  WHERE o.id > %s
     ON CONFLICT DO NOTHING
 """
