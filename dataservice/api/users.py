@@ -26,6 +26,7 @@ from ..schemas.users import (
 )
 from ..store import memberships
 from ..store import users as store
+from . import prehash
 from .batch import bulk
 from .idempotency import idempotent
 from .memberships import MEMBERSHIPS
@@ -55,7 +56,7 @@ def _password_hash(data: dict) -> str:
     """The hash to store: the caller's own PHC hash as is, or argon2id of the plain password."""
     if "hashed_password" in data:
         return data["hashed_password"]
-    return current_app.extensions["hasher"].hash(data["password"])
+    return prehash.take(data["password"]) or current_app.extensions["hasher"].hash(data["password"])
 
 
 def create_many(conn, bodies: list[dict]) -> list[dict]:
