@@ -145,10 +145,18 @@ def _native_pool(size: int) -> Callable:
     """spawn(task): runs task() in one of `size` native threads, then wakes its ticket's owner
     (under gevent, in the hub: a native thread must not touch gevent's objects)."""
     if cooperative():
+        import gevent
         from gevent.threadpool import ThreadPool
 
         pool = ThreadPool(size)
-        return lambda task: pool.spawn(task).rawlink(lambda result: _deliver(result.value))
+
+        def submit(task):
+            pool.spawn(task).rawlink(lambda result: _deliver(result.value))
+
+        # gevent's pool.spawn() waits, first come first served, while `size` tasks are out: in
+        # a greenlet of its own, so that the request goes on to wait for its own hash, which
+        # may be done (in its client's turn) long before this spawn's turn comes.
+        return lambda task: gevent.spawn(submit, task)
     from concurrent.futures import ThreadPoolExecutor
 
     executor = ThreadPoolExecutor(size, thread_name_prefix="password-hash")

@@ -11,6 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from argon2 import PasswordHasher
 
 from dataservice.errors import Busy
 from dataservice.hashing import HashQueue
@@ -138,12 +139,15 @@ def at_once(count, call):
 
 @pytest.mark.parametrize("worker_class", WORKER_CLASSES)
 def test_bursts_of_creates_are_served_whole(start_gunicorn, db, worker_class):
-    base, log_path = serve(start_gunicorn, worker_class)
+    # Nice 0: the suite's other process loads this machine; at nice 10 hashing would get a
+    # tenth of a core beside it, and a burst would rightly be refused as not doable in time.
+    base, log_path = serve(start_gunicorn, worker_class, PASSWORD_HASH_NICE="0")
     token = add_client(db, "signups", in_flight=32)  # the default in-flight limit
     sent = 0
     for burst in (5, 20, 32):
         answers = at_once(burst, lambda n, sent=sent: create(base, token, sent + n))
-        assert [status for status, _, _ in answers] == [201] * burst, answers
+        statuses = [status for status, _, _ in answers]
+        assert statuses == [201] * burst, [a for a in answers if a[0] != 201][:1]
         sent += burst
     # Twenty creates of one username: one wins, the others are told it is taken, none is busy.
     answers = at_once(20, lambda n: create(base, token, 100 + n, username="taken"))
@@ -226,22 +230,46 @@ def test_a_single_login_goes_before_another_clients_flood(start_gunicorn, db, wo
 
 @pytest.mark.parametrize("worker_class", WORKER_CLASSES)
 def test_an_idle_instance_hashes_on_every_core(start_gunicorn, db, worker_class):
-    # One worker: its threads alone must use the cores. Nice 0: the suite's other process
-    # loads this machine, and at nice 10 hashing would yield to it (the point of the nice).
-    base, _ = serve(start_gunicorn, worker_class, WEB_WORKERS="1", PASSWORD_HASH_NICE="0")
+    """The same logins at c=4 on one worker hashing in the default threads (the cores) and in
+    one thread (as one hashing slot did), in alternating rounds: the ratio of their rates says
+    how many cores hashed, whatever the machine's speed. Nice 0: the suite's other process
+    loads this machine, and at nice 10 hashing would yield to it (the point of the nice)."""
     token = add_client(db, "logins")
-    assert create(base, token, 0)[0] == 201
-    url = f"{base}/api/v1/users/verify-credentials"
+    bases = {}
+    for threads in ("", "1"):
+        bases[threads], _ = serve(
+            start_gunicorn,
+            worker_class,
+            WEB_WORKERS="1",
+            PASSWORD_HASH_NICE="0",
+            PASSWORD_HASH_CONCURRENCY=threads,
+        )
+    assert create(bases[""], token, 0)[0] == 201
     login = {"login": "burst0", "password": PASSWORD}
 
-    def rate(connections, hashes=48):
-        started = time.monotonic()
+    def rate(base, hashes=24, connections=4):
+        url = f"{base}/api/v1/users/verify-credentials"
         per = hashes // connections
+        started = time.monotonic()
         statuses = at_once(connections, lambda _: [fetch(url, token, login)[0] for _ in range(per)])
         assert statuses == [[200] * per] * connections
         return hashes / (time.monotonic() - started)
 
-    rate(2, 8)  # warm: the threads made, the connections' first costs paid
-    one, all_cores = rate(1), rate(4)
-    # On two cores up to 2x; one thread hashing at a time (the bound before) gives about 1x.
-    assert all_cores > 1.3 * one, (one, all_cores)
+    for base in bases.values():
+        rate(base, 8)  # warm: threads made, first connections paid
+    # What this machine can give right now: the same hashes in-process, two threads against one.
+    argon2 = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+
+    def spare(threads, hashes=24):
+        started = time.monotonic()
+        HashQueue(threads, 60, 0, 0.02).run_many("", [(argon2.hash, (PASSWORD,))] * hashes)
+        return hashes / (time.monotonic() - started)
+
+    ratios, possible = [], []
+    for _ in range(3):  # alternating rounds: the machine's load drifts
+        ratios.append(rate(bases[""]) / rate(bases["1"]))
+        possible.append(spare(2) / spare(1))
+    if max(possible) < 1.4:
+        pytest.skip(f"no idle core to hash on: two threads of argon2 gave {max(possible):.2f}x")
+    # Two cores: up to 2x. One thread hashing at a time gives about 1x.
+    assert max(ratios) > 1.3, (ratios, possible)
