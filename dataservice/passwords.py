@@ -70,6 +70,23 @@ class Hasher:
             return self._run(bcrypt.checkpw, password.encode()[:72], password_hash.encode())
         return self._verify_argon2(password_hash, password)
 
+    def login(self, password_hash: str | None, password: str) -> tuple[bool, str | None]:
+        """verify(), and when the password matches a hash made otherwise (bcrypt, other
+        argon2id parameters), its hash with the current parameters to store instead. One turn
+        of the queue for both: a login that is rehashed does not wait its turn twice."""
+        if password_hash is None:
+            return self.verify(None, password), None
+        return self._run(self._login, password_hash, password)
+
+    def _login(self, password_hash: str, password: str) -> tuple[bool, str | None]:
+        if _BCRYPT.fullmatch(password_hash):
+            matches = bcrypt.checkpw(password.encode()[:72], password_hash.encode())
+        else:
+            matches = self._argon2_matches(password_hash, password)
+        if matches and self.needs_rehash(password_hash):
+            return True, self._hasher.hash(password)
+        return matches, None
+
     def _verify_argon2(self, password_hash: str, password: str) -> bool:
         # The mismatch is caught inside the task, not around it: gevent's thread pool reports
         # every exception a task raises as an error (a traceback on stderr), and a wrong
