@@ -4,16 +4,13 @@ Each API client may have limits (api_clients.rate_per_second, burst, max_in_flig
 unlimited): a request rate with a burst, enforced as a GCRA token bucket (the "generic cell rate
 algorithm": one timestamp per client, the theoretical arrival time of its next request), and a
 number of requests in flight at once. Password hashing, the one expensive thing a request can
-ask for, has its own bound for the whole instance (passwords.py).
+ask for, has its own fair queue in each worker (hashing.py).
 
 The state is instance-wide, shared by every gunicorn worker, without a network round trip:
-- a client's timestamp and its requests in flight live in one small memory-mapped file in the
-  instance's directory (tmpfs), read and written under flock() (LocalClients);
-- hashing permits are byte-range locks on one file (Linux open-file-description locks): a
-  worker that dies holding one gives it back with its file descriptors (Permits).
-With several instances, RATELIMIT_STORAGE_URL=redis://... keeps the rates in Redis instead (one
-script call per request); in-flight and hashing bounds stay per instance, as they protect the
-instance's own workers and cores.
+a client's timestamp and its requests in flight live in one small memory-mapped file in the
+instance's directory (tmpfs), read and written under flock() (LocalClients). With several
+instances, RATELIMIT_STORAGE_URL=redis://... keeps the rates in Redis instead (one script call
+per request); in-flight bounds stay per instance, as they protect the instance's own workers.
 """
 
 import atexit
@@ -25,7 +22,6 @@ import os
 import shutil
 import struct
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -75,46 +71,6 @@ UNLIMITED = Limits()
 # business service sends on a normal day (the benchmark's 2,700 GET/s come from one client),
 # low enough that one runaway client cannot take a whole instance.
 DEFAULT_LIMITS = Limits(rate=500, burst=1000, in_flight=32)
-
-
-class Permits:
-    """`size` permits shared by every process of the instance: permit i is a write lock on
-    byte i of one file. Open-file-description locks belong to this process's descriptor, so
-    the `held` set keeps two threads (or greenlets) of one process from taking the same byte."""
-
-    def __init__(self, path: Callable[[], Path], size: int):
-        self.size = size
-        self._path = path  # opened on first use, in the process that serves requests
-        self._fd: int | None = None
-        self._held: set[int] = set()
-        self._mutex = threading.Lock()
-        self._next = 0
-
-    def try_acquire(self) -> int | None:
-        with self._mutex:
-            if self._fd is None:
-                self._fd = os.open(self._path(), os.O_RDWR | os.O_CREAT, 0o600)
-            for step in range(self.size):
-                index = (self._next + step) % self.size
-                if index not in self._held and _lock_byte(self._fd, index, fcntl.F_WRLCK):
-                    self._held.add(index)
-                    self._next = index + 1  # spread the processes over the bytes
-                    return index
-        return None
-
-    def acquire(self, wait: float) -> int | None:
-        """A permit, waiting at most `wait` seconds (in short sleeps: gevent-friendly)."""
-        deadline = time.monotonic() + wait
-        while (index := self.try_acquire()) is None:
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(0.002)
-        return index
-
-    def release(self, index: int) -> None:
-        with self._mutex:
-            _lock_byte(self._fd, index, fcntl.F_UNLCK)
-            self._held.discard(index)
 
 
 def _lock_byte(fd: int, index: int, kind: int) -> bool:
@@ -253,7 +209,7 @@ class RedisRates:
 
 
 class Admission:
-    """The instance's rates and permits, and the check each request of a limited client passes."""
+    """The instance's rates, and the check each request of a limited client passes."""
 
     def __init__(self, config: dict):
         self._configured_directory = config["INSTANCE_STATE_DIR"]
@@ -261,8 +217,6 @@ class Admission:
         self.clients = LocalClients(lambda: self.directory)
         url = config["RATELIMIT_STORAGE_URL"]
         self.shared_rates = RedisRates(url, config["RATELIMIT_KEY_PREFIX"]) if url else None
-        size = config["PASSWORD_HASH_CONCURRENCY"]
-        self.hashing = Permits(lambda: self.directory / "hashing", size)
         # A held answer costs a greenlet under gevent, but a whole thread with threads.
         self._hold = config["RATELIMIT_HOLD_MS"] / 1000 if cooperative() else 0.0
         self._told: dict[str, float] = {}  # client -> when its last 429 told it to come back

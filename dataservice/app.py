@@ -55,8 +55,8 @@ def create_app(config: dict | None = None) -> Flask:
 
     db.init_app(app, on_error=metrics.record_database_error)
     notifier.init_app(app)
-    admission = app.extensions["admission"] = Admission(app.config)
-    app.extensions["hasher"] = Hasher(app.config, admission.hashing)
+    app.extensions["admission"] = Admission(app.config)
+    app.extensions["hasher"] = Hasher(app.config)
     app.extensions["migrations"] = migration_ids()
     observe.init_app(app)  # first request hooks: request id, clock; metrics and log line last
     # After observe: a 401 or 429 still gets its request id and log line.

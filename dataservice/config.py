@@ -25,8 +25,9 @@ def _optional_positive_int(text: str) -> int | None:
 
 
 def _hash_concurrency(text: str) -> int:
-    # Unset: half the cores (at least one), measured in docs/benchmarks.md (noisy neighbour).
-    return _positive_int(text) if text else max(1, (os.cpu_count() or 2) // 2)
+    # Unset: the cores this process may run on (an idle instance hashes on all of them; under
+    # contention the nice value keeps hashing behind the rest: docs/benchmarks.md).
+    return _positive_int(text) if text else max(1, len(os.sched_getaffinity(0)))
 
 
 def _nice(text: str) -> int:
@@ -154,14 +155,15 @@ SETTINGS = (
         "PASSWORD_HASH_CONCURRENCY",
         "",
         _hash_concurrency,
-        "Password hashes (verify, create, change) running at once on the whole instance; "
-        "unset: half the cores, at least 1.",
+        "Threads hashing passwords (verify, create, change) in each worker process, served "
+        "fairly by client; unset: the cores.",
     ),
     Setting(
         "PASSWORD_HASH_WAIT_MS",
-        "100",
+        "1000",
         _non_negative_int,
-        "Longest a request waits for a hashing slot before it gets a 503 busy.",
+        "Budget of a hash's expected wait in its worker's queue (hashes ahead of it times the "
+        "measured time of one, over the threads); past it, a 503 busy at once.",
     ),
     Setting(
         "PASSWORD_HASH_NICE",

@@ -137,8 +137,8 @@ class Unavailable(ServiceError):
 
     status, slug, title = 503, "unavailable", "Service Unavailable"
 
-    def __init__(self, detail: str = "the database is unavailable; retry shortly"):
-        super().__init__(detail, headers={"Retry-After": "1"})
+    def __init__(self, detail: str = "the database is unavailable; retry shortly", retry_after=1):
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
 class RateLimited(ServiceError):
@@ -157,8 +157,8 @@ class Busy(Unavailable):
 
     slug = "busy"
 
-    def __init__(self, detail: str, reason: str):
-        super().__init__(detail)
+    def __init__(self, detail: str, reason: str, retry_after: int = 1):
+        super().__init__(detail, retry_after)
         self.reason = reason  # hashing or queue: a label of dataservice_refused_requests_total
 
 

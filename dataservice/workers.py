@@ -6,7 +6,7 @@ import sys
 
 def cooperative() -> bool:
     """True in a gevent-patched process: a waiting request then costs a greenlet, not a thread,
-    and CPU-bound work must be handed to a native thread (see passwords.py)."""
+    and CPU-bound work must be handed to a native thread (see hashing.py)."""
     if "gevent" not in sys.modules:
         return False
     from gevent import monkey

@@ -1,6 +1,7 @@
 """Fair under overload: per-client rate and in-flight limits (429 + RateLimit headers), the
-instance-wide bound on password hashing (a fast 503 busy), shedding a request that waited its
-budget for a database connection, and the state shared by every worker of an instance."""
+hashing queue's budget (a fast 503 busy; more in test_hashing.py), shedding a request that
+waited its budget for a database connection, and the state shared by every worker of an
+instance."""
 
 import http.client
 import json
@@ -21,7 +22,7 @@ from click.testing import CliRunner
 from prometheus_client import REGISTRY
 
 from dataservice import auth
-from dataservice.admission import LocalClients, Permits
+from dataservice.admission import LocalClients
 from dataservice.cli import main
 
 from .support import BCRYPT_HASH, TOKEN, new_user
@@ -152,24 +153,12 @@ def kill(holder: subprocess.Popen) -> None:
     holder.stdout.close()
 
 
-def test_a_permit_held_by_a_killed_process_comes_back(tmp_path):
-    path = tmp_path / "permits"
-    holder = holding_in_another_process(
-        "p = Permits(lambda: path, 1); assert p.try_acquire() == 0", path
-    )
-    permits = Permits(lambda: path, 1)
-    assert permits.try_acquire() is None  # another process holds it
-    kill(holder)
-    assert permits.try_acquire() == 0
-    assert permits.try_acquire() is None  # and this process cannot take it twice
-
-
 def test_hashing_beyond_the_bound_is_a_fast_503(make_app, db, serve):
     app = make_app(
         ARGON2_TIME_COST=3,
         ARGON2_MEMORY_COST_KIB=65536,  # about a quarter of a second per hash here
         PASSWORD_HASH_CONCURRENCY=1,
-        PASSWORD_HASH_WAIT_MS=0,
+        PASSWORD_HASH_WAIT_MS=0,  # a hash waits for nothing: only a free thread takes it
     )
     client = app.test_client()
     client.post("/api/v1/users", json=new_user(password="a long enough password"))

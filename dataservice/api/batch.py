@@ -36,6 +36,7 @@ from ..observe import NESTED
 from ..schemas.batch import PATH_PATTERN, BatchRequest, BatchResult
 from .idempotency import idempotent
 from .parsing import Blueprint
+from .prehash import prehash
 
 blp = Blueprint(
     "batch", __name__, url_prefix="/api/v1/batch", description="Several writes in one transaction."
@@ -235,6 +236,7 @@ def run_batch(data):
         return _bulk_view(operation, found)
 
     results: list[dict] = []
+    prehash()  # its plain passwords hashed before its transaction holds a connection
     with db.request_transaction():
         for view, group in groupby(enumerate(operations), key=takes_runs):
             run = list(group)

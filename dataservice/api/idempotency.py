@@ -17,6 +17,7 @@ from flask import Response, current_app, g, request
 from .. import db
 from ..errors import BadRequest, IdempotencyKeyInProgress, IdempotencyKeyReused
 from ..store import idempotency as store
+from .prehash import prehash
 
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces
@@ -49,6 +50,7 @@ def idempotent(view):
         client = g.get("client_name") or ""
         ttl = current_app.config["IDEMPOTENCY_TTL_HOURS"] * 3600
         request_hash = _request_hash()
+        prehash()  # its hashes before its transaction: waiting for them holds no connection
         with db.request_transaction() as conn:
             try:
                 claimed = store.claim(

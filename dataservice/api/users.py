@@ -26,6 +26,7 @@ from ..schemas.users import (
 )
 from ..store import memberships
 from ..store import users as store
+from . import prehash
 from .batch import bulk
 from .idempotency import idempotent
 from .memberships import MEMBERSHIPS
@@ -55,7 +56,7 @@ def _password_hash(data: dict) -> str:
     """The hash to store: the caller's own PHC hash as is, or argon2id of the plain password."""
     if "hashed_password" in data:
         return data["hashed_password"]
-    return current_app.extensions["hasher"].hash(data["password"])
+    return prehash.take(data["password"]) or current_app.extensions["hasher"].hash(data["password"])
 
 
 def create_many(conn, bodies: list[dict]) -> list[dict]:
@@ -219,10 +220,10 @@ def verify_credentials(data):
     with db.connection() as conn:
         user = store.get_credentials(conn, data["login"])
     # The connection goes back before the slow hash check; an unknown login costs the same.
-    if not hasher.verify(user and user["password_hash"], data["password"]):
+    matches, new_hash = hasher.login(user and user["password_hash"], data["password"])
+    if not matches:
         raise InvalidCredentials()
-    if hasher.needs_rehash(user["password_hash"]):
-        new_hash = hasher.hash(data["password"])
+    if new_hash is not None:  # rehashed in the same turn of the hashing queue as the check
         with db.transaction() as conn:
             store.rehash_password(conn, user["id"], user["password_hash"], new_hash)
     del user["password_hash"]

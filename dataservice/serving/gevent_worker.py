@@ -5,7 +5,7 @@ gunicorn's request parser and response writer, which cost ~10% more CPU per requ
 Each worker serves many requests in one thread, switching whenever one waits on the database
 (psycopg 3 cooperates with gevent by itself): ~25% more GETs/s than gthread with less than half
 the p99 (docs/benchmarks.md). Password hashing, the one long CPU task, runs in gevent's native
-thread pool (dataservice/passwords.py).
+thread pool, through a queue fair between clients (dataservice/hashing.py).
 
 gunicorn's parser-based workers bound things pywsgi leaves open, and the handler restores them:
 a keep-alive connection idle for `keepalive` seconds is closed; once the worker is stopping each

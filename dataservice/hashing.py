@@ -1,0 +1,165 @@
+"""The password-hashing queue of one worker process: fair between clients, refusing only what
+cannot be done in time.
+
+A hash request joins its client's line; the lines are served round-robin (one hash of each
+waiting client in turn), so one client's flood of queued hashes does not put another client's
+single login behind all of it. A request waits while its expected wait fits the budget
+(PASSWORD_HASH_WAIT_MS): the hashes ahead of it in that order, times the measured time of one
+hash (a moving average), over the hashing threads. Past the budget it is refused at once
+(503 busy) with a Retry-After from the same estimate.
+
+The hashes run in native threads (PASSWORD_HASH_CONCURRENCY of them, the cores by default) at a
+raised nice value: when nothing else wants the cores hashing takes all of them, and when other
+requests want them the scheduler gives hashing a small share (nice 10 weighs about a tenth of
+nice 0). Under gevent they are gevent's native threads: argon2-cffi and bcrypt release the GIL,
+so the worker's other requests go on meanwhile.
+
+How it runs: each request spawns one task per hash on the thread pool; a task, when a thread
+takes it, runs whichever queued hash is next in the fair order (not necessarily its own), and
+hands it back to its owner. As many tasks as hashes: every hash runs exactly once.
+"""
+
+import math
+import os
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+
+from .errors import Busy
+from .workers import cooperative, section_lock
+
+# Weight of the newest hash in the moving average of a hash's time: recent enough to follow a
+# change of load within a few dozen hashes, smooth enough not to jump at one slow one.
+_SMOOTHING = 0.2
+
+
+class _Ticket:
+    __slots__ = ("args", "done", "error", "function", "value")
+
+    def __init__(self, function: Callable, args: tuple):
+        self.function, self.args = function, args
+        self.done = threading.Event()  # gevent's under gevent: set in the hub (_deliver)
+        self.value = self.error = None
+
+
+class HashQueue:
+    def __init__(self, threads: int, budget: float, nice: int, hash_seconds: float):
+        self.threads, self.budget, self._nice = threads, budget, nice
+        self.hash_seconds = hash_seconds  # moving average, first the one measured at start
+        self._lines: OrderedDict[str, deque[_Ticket]] = OrderedDict()  # the round's order
+        self._running = 0
+        # Taken by requests and by the native threads: never held while waiting for anything.
+        self._mutex = section_lock()
+        self._spawn: Callable | None = None  # made on first use, in the worker (after the fork)
+        self._spawn_mutex = threading.Lock()
+
+    def run(self, client: str, function: Callable, *args):
+        """`function(*args)` in a hashing thread, in `client`'s turn; raises Busy at once when
+        it would wait past the budget."""
+        return self.run_many(client, [(function, args)])[0]
+
+    def run_many(self, client: str, calls: list[tuple[Callable, tuple]]) -> list:
+        """Several calls of one request (a batch), queued at once and run in parallel. Refused
+        as a whole when its first would wait past the budget: its own later hashes are its own
+        work, and they take turns with other clients' like any others."""
+        tickets = [_Ticket(function, args) for function, args in calls]
+        with self._mutex:
+            wait = self.expected_wait(client)
+            if wait > self.budget:
+                refused = True
+            else:
+                refused = False
+                line = self._lines.get(client)
+                if line is None:
+                    line = self._lines[client] = deque()
+                line.extend(tickets)
+        if refused:
+            retry = max(1, math.ceil(wait - self.budget))
+            raise Busy(
+                f"password hashing on this instance is booked for {wait:.1f} s ahead of this "
+                f"request, past its budget of {self.budget:g} s (PASSWORD_HASH_WAIT_MS); retry "
+                f"in {retry} s",
+                "hashing",
+                retry_after=retry,
+            )
+        spawn = self._spawner()
+        for _ in tickets:
+            spawn(self._next)
+        for ticket in tickets:
+            ticket.done.wait()
+        for ticket in tickets:
+            if ticket.error is not None:
+                raise ticket.error
+        return [ticket.value for ticket in tickets]
+
+    def expected_wait(self, client: str) -> float:
+        """Seconds a new hash of `client` would wait (call under the mutex): in round-robin
+        order it comes after the client's own queued hashes and, of every other waiting client,
+        as many as the client has plus one; then a thread must be free."""
+        own = len(self._lines.get(client, ()))
+        ahead = own + sum(
+            min(len(line), own + 1) for name, line in self._lines.items() if name != client
+        )
+        return max(0, ahead + self._running + 1 - self.threads) * self.hash_seconds / self.threads
+
+    def _next(self) -> _Ticket:
+        """A pool task: runs the next hash in the fair order, in this native thread."""
+        if not getattr(_thread_state, "lowered", False):
+            os.setpriority(os.PRIO_PROCESS, 0, self._nice)  # 0: this thread, on Linux
+            _thread_state.lowered = True
+        with self._mutex:
+            client, line = next(iter(self._lines.items()))
+            ticket = line.popleft()
+            if line:
+                self._lines.move_to_end(client)  # its next hash after every other client's
+            else:
+                del self._lines[client]
+            self._running += 1
+        started = time.perf_counter()
+        try:
+            ticket.value = ticket.function(*ticket.args)
+        except Exception as exc:  # handed to the request that asked, raised there
+            ticket.error = exc
+        took = time.perf_counter() - started
+        with self._mutex:
+            self._running -= 1
+            self.hash_seconds += _SMOOTHING * (took - self.hash_seconds)
+        return ticket
+
+    def _spawner(self) -> Callable:
+        with self._spawn_mutex:
+            if self._spawn is None:
+                self._spawn = _native_pool(self.threads)
+            return self._spawn
+
+
+_thread_state = threading.local()
+
+
+def _deliver(ticket: _Ticket) -> None:
+    ticket.done.set()
+
+
+def _native_pool(size: int) -> Callable:
+    """spawn(task): runs task() in one of `size` native threads, then wakes its ticket's owner
+    (under gevent, in the hub: a native thread must not touch gevent's objects)."""
+    if cooperative():
+        import gevent
+        from gevent.threadpool import ThreadPool
+
+        pool = ThreadPool(size)
+
+        def submit(task):
+            pool.spawn(task).rawlink(lambda result: _deliver(result.value))
+
+        # gevent's pool.spawn() waits, first come first served, while `size` tasks are out: in
+        # a greenlet of its own, so that the request goes on to wait for its own hash, which
+        # may be done (in its client's turn) long before this spawn's turn comes.
+        return lambda task: gevent.spawn(submit, task)
+    from concurrent.futures import ThreadPoolExecutor
+
+    executor = ThreadPoolExecutor(size, thread_name_prefix="password-hash")
+    return lambda task: executor.submit(task).add_done_callback(
+        lambda future: _deliver(future.result())
+    )
