@@ -77,7 +77,8 @@ def create_app(config: dict | None = None) -> Flask:
     # The catalog's endpoints last: a route of theirs that one above serves is refused.
     catalog = app.extensions["catalog"] = Catalog(app.config["CATALOG_SQL_DIRS"])
     collisions_with(catalog.queries, app.url_map.iter_rules())
-    catalog.start(db.libpq_url(app.config["DATABASE_URL"]), app.config["DATABASE_POOL_TIMEOUT"])
+    if app.config.get("CATALOG_DESCRIBE_AT_START", True):
+        catalog.start(db.libpq_url(app.config["DATABASE_URL"]), app.config["DATABASE_POOL_TIMEOUT"])
     app.url_map.converters["catalog_text"] = catalog_api.TextConverter
     spec.register_converter(catalog_api.TextConverter, catalog_api.text_schema)
     spec.register_blueprint(catalog_api.blueprint(catalog))

@@ -1,6 +1,8 @@
 """The catalog (dataservice/catalog/, docs/queries.md): the three questions of sql/catalog.sql
 served as endpoints, and what any endpoint query gets from the machinery."""
 
+import json
+
 import pytest
 
 from .support import new_user
@@ -247,3 +249,230 @@ def test_a_failing_transfer_rolls_back_its_batch(client, acme, users, db):
     assert response.get_json()["index"] == 1
     count = "SELECT count(*) FROM memberships WHERE user_id = %s"
     assert db.execute(count, (users[3],)).fetchone() == (0,)
+
+
+# A query in a test's own SQL file -----------------------------------------------------------------
+
+GADGETS = """
+CREATE TYPE mood AS ENUM ('calm', 'busy', 'broken');
+CREATE DOMAIN short_code AS varchar(8);
+CREATE TABLE gadgets (
+    id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    code    short_code NOT NULL,
+    mood    mood NOT NULL,
+    price   numeric(10, 2),
+    tags    text[],
+    made_on date,
+    seen_at timestamptz,
+    info    jsonb,
+    ok      boolean,
+    ref     uuid
+);
+GRANT SELECT, INSERT ON gadgets TO dataservice_app;
+"""
+
+GADGETS_SQL = """
+-- name: gadget(gadget_id)^
+-- One gadget.
+-- endpoint: GET /api/v1/gadgets/{gadget_id}
+-- scope: users:read
+-- example: {"gadget_id": 1}
+SELECT id, code, mood, price, tags, made_on, seen_at, info, ok, ref
+  FROM gadgets
+ WHERE id = :gadget_id;
+
+-- name: add_gadget(code, mood, price, tags, made_on, seen_at, info, ok, ref)^
+-- Adds a gadget.
+-- endpoint: POST /api/v1/gadgets
+-- scope: users:write
+-- optional: price, tags, made_on, seen_at, info, ok, ref
+INSERT INTO gadgets (code, mood, price, tags, made_on, seen_at, info, ok, ref)
+VALUES (:code, :mood, :price, :tags, :made_on, :seen_at, :info, :ok, :ref)
+RETURNING id, code, mood, price, tags, made_on, seen_at, info, ok, ref;
+
+-- name: gadgets_in_a_mood(mood, min_id)
+-- The gadgets in one mood.
+-- endpoint: GET /api/v1/gadgets
+-- scope: users:read
+SELECT id, code
+  FROM gadgets
+ WHERE mood = :mood AND id >= :min_id
+ ORDER BY id;
+
+-- name: nap(seconds)^
+-- Sleeps, past its own timeout.
+-- endpoint: GET /api/v1/nap
+-- scope: users:read
+-- timeout: 100ms
+SELECT pg_sleep(:seconds) AS slept, 1 AS one;
+"""
+
+
+@pytest.fixture
+def gadgets(db, tmp_path, make_app):
+    """An app serving a SQL file of the test's own, over a table with every kind of type."""
+    db.execute(GADGETS)
+    (tmp_path / "gadgets.sql").write_text(GADGETS_SQL)
+    app = make_app(CATALOG_SQL_DIRS=str(tmp_path))
+    return app
+
+
+def test_a_query_in_the_tests_own_sql_file_is_served_with_no_python(gadgets):
+    client = gadgets.test_client()
+    body = {
+        "code": "g-1",
+        "mood": "busy",
+        "price": "12.50",
+        "tags": ["a", "b"],
+        "made_on": "2026-01-02",
+        "seen_at": "2026-01-02T03:04:05+02:00",
+        "info": {"k": [1, 2]},
+        "ok": True,
+        "ref": "8b0f7f3c-3c1c-4b8e-9a55-0d6b3c0d2a10",
+    }
+    created = client.post("/api/v1/gadgets", json=body)
+    assert created.status_code == 200, created.get_json()
+    gadget = created.get_json()
+    assert gadget["price"] == "12.50"  # numeric: exact, as a string
+    assert gadget["seen_at"] == "2026-01-02T01:04:05+00:00"
+    assert {k: gadget[k] for k in ("code", "mood", "tags", "made_on", "info", "ok", "ref")} == {
+        k: body[k] for k in ("code", "mood", "tags", "made_on", "info", "ok", "ref")
+    }
+    assert client.get(f"/api/v1/gadgets/{gadget['id']}").get_json() == gadget
+    assert client.get("/api/v1/gadgets/424242").status_code == 404
+    listed = client.get("/api/v1/gadgets", query_string={"mood": "busy", "min_id": 1})
+    assert listed.get_json() == {"items": [{"id": gadget["id"], "code": "g-1"}], "truncated": False}
+    assert client.get("/api/v1/gadgets?mood=calm&min_id=1").get_json()["items"] == []
+
+
+def test_the_openapi_types_are_the_databases(gadgets):
+    document = gadgets.test_client().get("/openapi.json").get_json()
+    schemas = document["components"]["schemas"]
+    listing = document["paths"]["/api/v1/gadgets"]["get"]
+    parameters = {p["name"]: p["schema"] for p in listing["parameters"] if p["in"] == "query"}
+    assert parameters["min_id"]["maximum"] == 2**63 - 1
+    assert parameters["min_id"]["minimum"] == -(2**63)
+    assert parameters["mood"]["enum"] == ["calm", "busy", "broken"]
+    one = document["paths"]["/api/v1/gadgets/{gadget_id}"]
+    path_parameter = next(p for p in one["parameters"] if p["name"] == "gadget_id")
+    assert path_parameter["schema"]["maximum"] == 2**63 - 1
+    row = schemas["Gadget"]["properties"]
+    assert row["id"]["type"] == "integer" and row["id"]["format"] == "int64"
+    assert "nullable" not in row["id"] and "nullable" not in row["code"]  # NOT NULL columns
+    assert row["price"]["nullable"] is True
+    assert row["code"]["maxLength"] == 8  # the domain's varchar(8)
+    assert row["mood"]["enum"] == ["calm", "busy", "broken"]
+    assert row["seen_at"]["format"] == "date-time"
+    assert row["made_on"]["format"] == "date"
+    assert row["ref"]["format"] == "uuid"
+    assert row["tags"]["type"] == "array" and row["tags"]["items"]["type"] == "string"
+    assert row["ok"]["type"] == "boolean"
+    body = schemas["AddGadgetBody"]["properties"]
+    assert body["price"]["type"] == "string" and "pattern" in body["price"]
+    assert body["code"]["maxLength"] == 8
+    assert schemas["AddGadgetBody"]["required"] == ["code", "mood"]
+
+
+HOSTILE = [1, 1.5, 2**64, -(2**64), "x\x00y", "x" * 10_000, [1, 2], {"a": 1}, True, "NaN", ""]
+
+
+def test_hostile_parameters_are_422_never_500(gadgets):
+    client = gadgets.test_client()
+    refused = 0
+    for field in ("code", "mood", "price", "tags", "made_on", "seen_at", "ok", "ref"):
+        for value in HOSTILE:
+            body = {"code": "g-1", "mood": "calm", field: value}
+            # json.dumps: the test client's own encoder (orjson) stops at 64-bit integers
+            response = client.post(
+                "/api/v1/gadgets", data=json.dumps(body), content_type="application/json"
+            )
+            if response.status_code == 200:  # a value of the type after all ("" for code)
+                continue
+            assert response.status_code == 422, (field, value, response.get_json())
+            assert field in response.get_json()["errors"], (field, value)
+            refused += 1
+    assert refused > 70
+
+
+def test_hostile_query_parameters_are_422(gadgets):
+    client = gadgets.test_client()
+    for name in ("min_id", "mood"):
+        for value in ("1x", "9" * 30, "\x00", "x" * 10_000, "-1e400", "NaN"):
+            query = {"mood": "calm", "min_id": "1", name: value}
+            response = client.get("/api/v1/gadgets", query_string=query)
+            assert response.status_code == 422, (name, value, response.get_json())
+            assert name in response.get_json()["errors"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/gadgets/x", "/api/v1/gadgets/99999999999999999999"])
+def test_a_hostile_path_parameter_is_404(gadgets, path):
+    assert gadgets.test_client().get(path).status_code == 404
+
+
+def test_a_declared_statement_timeout_holds(gadgets):
+    response = gadgets.test_client().get("/api/v1/nap?seconds=2")
+    assert response.status_code == 503
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert gadgets.test_client().get("/api/v1/nap?seconds=0").status_code == 200
+
+
+def test_a_dropped_column_fails_ready_and_check(gadgets, db, tmp_path, app_database_url):
+    client = gadgets.test_client()
+    assert client.get("/ready").status_code == 200
+    assert check(app_database_url, tmp_path).exit_code == 0
+    db.execute("ALTER TABLE gadgets DROP COLUMN made_on")
+    response = client.get("/ready")
+    assert response.status_code == 503
+    detail = response.get_json()["detail"]
+    assert "gadget" in detail and 'column "made_on" does not exist' in detail
+    result = check(app_database_url, tmp_path)
+    assert result.exit_code == 1
+    assert "gadgets.sql: gadget:" in result.output and "made_on" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def check(database_url, *dirs):
+    from click.testing import CliRunner
+
+    from dataservice.cli import main
+
+    env = {"DATABASE_URL": database_url, "CATALOG_SQL_DIRS": ":".join(map(str, dirs))}
+    return CliRunner().invoke(main, ["check"], env=env, prog_name="dataservice")
+
+
+def test_check_passes_on_the_shipped_catalog(app_database_url):
+    result = check(app_database_url)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "3 endpoint queries describe"
+
+
+@pytest.mark.parametrize(
+    "sql, refusal",
+    [
+        (
+            "-- name: clash(user_id)^\n-- A clash.\n-- endpoint: GET /api/v1/users/{user_id}\n"
+            "-- scope: users:read\nSELECT :user_id::bigint AS id;\n",
+            "GET /api/v1/users/{user_id} is already served by users.get_user",
+        ),
+        (
+            "-- name: clash(user_id)^\n-- A scope nobody knows.\n"
+            "-- endpoint: GET /api/v1/x/{user_id}\n-- scope: gadgets:read\nSELECT :user_id::bigint AS id;\n",
+            "the database knows no scope gadgets:read",
+        ),
+        (
+            "-- name: clash(user_id)^\n-- A route parameter the query does not take.\n"
+            "-- endpoint: GET /api/v1/x/{id}\n-- scope: users:read\n"
+            "SELECT :user_id::bigint AS id;\n",
+            "the route's {id} is not a parameter of the query",
+        ),
+    ],
+)
+def test_the_service_refuses_to_start_naming_the_file_and_query(make_app, tmp_path, sql, refusal):
+    from dataservice.catalog import CatalogError
+
+    (tmp_path / "bad.sql").write_text(sql)
+    with pytest.raises(CatalogError) as refused:
+        make_app(CATALOG_SQL_DIRS=str(tmp_path))
+    message = str(refused.value)
+    assert message == f"{tmp_path / 'bad.sql'}: clash: {refusal}"
+    assert "\n" not in message

@@ -4,6 +4,7 @@ dumps the value and documents it. apispec writes the OpenAPI schema from the sam
 (ranges, lengths, formats, enum values, nullability).
 """
 
+import re
 from decimal import Decimal
 
 from marshmallow import ValidationError, fields, validate
@@ -22,7 +23,7 @@ TEXTS = ("text", "varchar", "bpchar", "name", "citext")
 # many characters: a 10,000-character value is a 422, not a scan for it.
 TEXT_PARAMETER_MAX = 1000
 ARRAY_PARAMETER_MAX = 1000
-_NUMERIC = r"^-?[0-9]{1,131072}(\.[0-9]{1,16383})?$"
+_NUMERIC = re.compile(r"^-?[0-9]{1,1000}(\.[0-9]{1,1000})?$")
 
 
 class Integer(fields.Integer):
@@ -32,8 +33,15 @@ class Integer(fields.Integer):
 class NumericText(Text):
     """numeric, exact: a decimal string (a JSON number would pass through a float)."""
 
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {**kwargs.get("metadata", {}), "pattern": _NUMERIC.pattern}
+        super().__init__(**kwargs)
+
     def _deserialize(self, value, attr, data, **kwargs):
-        return Decimal(super()._deserialize(value, attr, data, **kwargs))
+        value = super()._deserialize(value, attr, data, **kwargs)
+        if not _NUMERIC.fullmatch(value):
+            raise ValidationError("Not a decimal number (digits, one point, a leading -).")
+        return Decimal(value)
 
 
 class JsonValue(fields.Raw):
@@ -85,7 +93,7 @@ def _field(pg: PgType, kwargs: dict, *, in_json: bool, parameter: bool) -> field
         return fields.Float(allow_nan=False, **kwargs)
     if name == "numeric":
         if parameter:
-            return NumericText(validate=validate.Regexp(_NUMERIC), **kwargs)
+            return NumericText(**kwargs)
         return fields.Decimal(as_string=True, **kwargs)
     if name == "bool":
         if in_json and parameter:
