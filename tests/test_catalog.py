@@ -456,7 +456,8 @@ def test_check_passes_on_the_shipped_catalog(app_database_url):
         ),
         (
             "-- name: clash(user_id)^\n-- A scope nobody knows.\n"
-            "-- endpoint: GET /api/v1/x/{user_id}\n-- scope: gadgets:read\nSELECT :user_id::bigint AS id;\n",
+            "-- endpoint: GET /api/v1/x/{user_id}\n-- scope: gadgets:read\n"
+            "SELECT :user_id::bigint AS id;\n",
             "the database knows no scope gadgets:read",
         ),
         (
