@@ -477,3 +477,20 @@ def test_the_service_refuses_to_start_naming_the_file_and_query(make_app, tmp_pa
     message = str(refused.value)
     assert message == f"{tmp_path / 'bad.sql'}: clash: {refusal}"
     assert "\n" not in message
+
+
+def test_metrics_and_log_lines_name_the_query(client, acme, caplog):
+    with caplog.at_level("INFO", logger="dataservice.access"):
+        assert client.get(f"/api/v1/organizations/{acme}/roles").status_code == 200
+        assert client.get("/api/v1/organizations/424242/roles").status_code == 404
+    lines = [r.line_fields for r in caplog.records if hasattr(r, "line_fields")]
+    assert [(line["operation"], line["status"]) for line in lines] == [
+        ("organization_roles", 200),
+        ("organization_roles", 404),
+    ]
+    exposition = client.get("/metrics").get_data(as_text=True)
+    for status in (200, 404):
+        sample = (
+            f'dataservice_catalog_queries_total{{query="organization_roles",status="{status}"}}'
+        )
+        assert sample in exposition

@@ -60,7 +60,8 @@ class Catalog:
                 self.describe(conn)
         except (psycopg.Error, Undescribed) as exc:
             self.descriptions = {}
-            log.warning("the catalog's queries are not described yet: %s", str(exc).strip())
+            # Not a warning: /ready says why (and a worker that fails to boot says nothing more).
+            log.debug("the catalog's queries are not described yet: %s", str(exc).strip())
 
     def described(self, query: Query, conn: psycopg.Connection) -> Description:
         """One query's description, asked now (for a catalog undescribed at start)."""
