@@ -494,3 +494,40 @@ def test_metrics_and_log_lines_name_the_query(client, acme, caplog):
             f'dataservice_catalog_queries_total{{query="organization_roles",status="{status}"}}'
         )
         assert sample in exposition
+
+
+def test_an_integrity_violation_is_mapped_by_the_kit_naming_the_column(gadgets, db):
+    db.execute("CREATE UNIQUE INDEX gadgets_code_key ON gadgets (code)")
+    db.execute("ALTER TABLE gadgets ADD CONSTRAINT gadgets_price_check CHECK (price >= 0)")
+    client = gadgets.test_client()
+    assert client.post("/api/v1/gadgets", json={"code": "g-1", "mood": "calm"}).status_code == 200
+    taken = client.post("/api/v1/gadgets", json={"code": "g-1", "mood": "calm"})
+    assert taken.status_code == 409
+    assert taken.get_json()["errors"] == {"code": ["Already taken."]}
+    negative = client.post("/api/v1/gadgets", json={"code": "g-2", "mood": "calm", "price": "-1"})
+    assert negative.status_code == 422
+    assert list(negative.get_json()["errors"]) == ["price"]
+    too_precise = client.post(
+        "/api/v1/gadgets", json={"code": "g-3", "mood": "calm", "price": "1" * 20}
+    )
+    assert too_precise.status_code == 422  # numeric(10, 2) overflows: the database's own refusal
+
+
+def test_a_catalog_the_database_could_not_describe_at_start_is_described_when_called(
+    make_app, db, tmp_path
+):
+    (tmp_path / "gadgets.sql").write_text(GADGETS_SQL)
+    app = make_app(CATALOG_SQL_DIRS=str(tmp_path))  # no gadgets table yet
+    client = app.test_client()
+    ready = client.get("/ready")
+    assert ready.status_code == 503
+    assert 'relation "gadgets" does not exist' in ready.get_json()["detail"]
+    assert client.get("/api/v1/gadgets/1").status_code == 503
+    db.execute(GADGETS)
+    assert client.get("/ready").status_code == 200
+    assert client.get("/api/v1/gadgets/1").status_code == 404
+    assert client.get("/api/v1/gadgets/x").status_code == 404
+    created = client.post("/api/v1/gadgets", json={"code": "g-1", "mood": "calm"})
+    assert created.status_code == 200, created.get_json()
+    assert client.get(f"/api/v1/gadgets/{created.get_json()['id']}").status_code == 200
+    assert client.post("/api/v1/gadgets", json={"code": "g-2", "mood": "sad"}).status_code == 422
