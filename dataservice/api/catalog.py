@@ -285,9 +285,13 @@ def decorated(blp: Blueprint, query: Query, description: Description):
         view = blp.response(204)(view)
     else:
         view = blp.response(200, _response_schema(query, row))(view)
+    statuses: dict[int, list[str]] = {}
     for check in query.checks:
-        if check.status in (409, 422):
-            view = blp.alt_response(check.status, description=check.message)(view)
+        statuses.setdefault(check.status, []).append(f"`{check.field}`: {check.message}")
+    if query.shape == "one":
+        statuses.setdefault(404, []).insert(0, "No row.")
+    for status, reasons in sorted(statuses.items()):
+        view = blp.alt_response(status, description=" ".join(reasons))(view)
     in_json = query.method != "GET"
     arguments = _arguments(query, description, in_json)
     if arguments is not None:
