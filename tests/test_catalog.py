@@ -2,6 +2,8 @@
 served as endpoints, and what any endpoint query gets from the machinery."""
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -531,3 +533,21 @@ def test_a_catalog_the_database_could_not_describe_at_start_is_described_when_ca
     assert created.status_code == 200, created.get_json()
     assert client.get(f"/api/v1/gadgets/{created.get_json()['id']}").status_code == 200
     assert client.post("/api/v1/gadgets", json={"code": "g-2", "mood": "sad"}).status_code == 422
+
+
+def test_the_fourth_question_of_docs_queries_md_is_served_as_written(
+    make_app, tmp_path, client, app_database_url
+):
+    page = (Path(__file__).parent.parent / "docs" / "queries.md").read_text()
+    block = re.search(r"```sql\n(.*?)```", page, re.DOTALL).group(1)
+    (tmp_path / "fourth.sql").write_text(block)
+    acme_owner = client.post("/api/v1/users", json=new_user(1)).get_json()["id"]
+    organization(client, acme_owner, "acme")
+    organization(client, acme_owner, "other")
+    served = make_app(CATALOG_SQL_DIRS=str(tmp_path)).test_client()
+    response = served.get("/api/v1/users/by-username/USER1/organization-count")
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json() == {"id": acme_owner, "organizations": 2}
+    assert served.get("/api/v1/users/by-username/nobody/organization-count").status_code == 404
+    result = check(app_database_url, tmp_path)
+    assert result.output.strip() == "4 endpoint queries describe"
