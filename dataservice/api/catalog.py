@@ -3,7 +3,7 @@ its declaration and PostgreSQL's description of it, wrapped in the decorators a 
 endpoint uses (scopes, Idempotency-Key, flask-smorest's arguments and response), so it is
 served, limited, logged, measured, batched and documented like one.
 
-No `blp` at module level: create_app registers this blueprint (`register`) after the others,
+No `blp` at module level: create_app registers `blueprint(catalog)` after the others,
 whose routes a catalog route may not take.
 """
 
