@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import psycopg
 import psycopg.rows
+from psycopg import generators
 from psycopg.pq import ExecStatus
 
 from .declare import Query
@@ -100,10 +101,14 @@ def _prepared(conn: psycopg.Connection, query: Query):
     text, names = numbered(query.sql)
     pgconn = conn.pgconn
     with conn.transaction(force_rollback=True):
-        result = pgconn.prepare(b"", text.encode())
+        # Sent and awaited through psycopg's own wait, not libpq's blocking calls: those hold
+        # the GIL (and gevent's loop) for the whole round trip.
+        pgconn.send_prepare(b"", text.encode())
+        result = conn.wait(generators.execute(pgconn))[-1]
         if result.status != ExecStatus.COMMAND_OK:
             raise Undescribed(query, (result.error_message or b"").decode().strip())
-        result = pgconn.describe_prepared(b"")
+        pgconn.send_describe_prepared(b"")
+        result = conn.wait(generators.execute(pgconn))[-1]
         if result.status != ExecStatus.COMMAND_OK:
             raise Undescribed(query, (result.error_message or b"").decode().strip())
         parameters = {name: result.param_type(i) for i, name in enumerate(names)}
