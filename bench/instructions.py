@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ("get_by_id", "create")
+SCENARIOS = ("get_by_id", "create", "get_organization", "catalog_organization")
 # The hash bench/create.lua sends: a caller-made bcrypt hash, so no hashing on the server.
 HASH = "$2b$04$OlPpVgLFaZFJB31QAVtesuUU1FzjOPosEmvpmG876eE7dOlILxKMW"
 
@@ -108,6 +108,7 @@ def serve(app_path: str, scenario: str, requests: int) -> None:
 
     token = os.environ["BENCH_TOKEN"]
     users = int(os.environ.get("BENCH_USERS", "1000"))
+    organizations = int(os.environ.get("BENCH_ORGANIZATIONS", "100"))
     random.seed(requests)  # the same ids for the same run; bench/get_by_id.lua draws alike
     tag = os.urandom(5).hex()  # usernames unique across runs
 
@@ -115,6 +116,10 @@ def serve(app_path: str, scenario: str, requests: int) -> None:
         head = f"Host: bench\r\nAuthorization: Bearer {token}\r\n"
         if scenario == "get_by_id":
             return f"GET /api/v1/users/{random.randint(1, users)} HTTP/1.1\r\n{head}\r\n".encode()
+        if scenario in ("get_organization", "catalog_organization"):
+            prefix = "/api/v1/bench" if scenario == "catalog_organization" else "/api/v1"
+            org = random.randint(1, organizations)
+            return f"GET {prefix}/organizations/{org} HTTP/1.1\r\n{head}\r\n".encode()
         name = f"i{tag}_{i}"
         body = (
             f'{{"email": "{name}@bench.example", "username": "{name}", '
@@ -125,7 +130,7 @@ def serve(app_path: str, scenario: str, requests: int) -> None:
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode() + body
 
-    expected = b"HTTP/1.1 200" if scenario == "get_by_id" else b"HTTP/1.1 201"
+    expected = b"HTTP/1.1 201" if scenario == "create" else b"HTTP/1.1 200"
 
     def client():
         connection = socket.create_connection(("127.0.0.1", server.server_port))

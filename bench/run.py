@@ -54,6 +54,8 @@ SCENARIOS = {
     "get_by_id": "GET /api/v1/users/{random id}",
     "get_by_username": "GET /api/v1/users/by-username/{random seeded username}",
     "get_organization": "GET /api/v1/organizations/{random id}",
+    "catalog_organization": "GET /api/v1/bench/organizations/{random id}: the same row, served "
+    "by the catalog (bench/sql/bench.sql)",
     "list_first": "GET /api/v1/users?limit=50",
     "list_deep": "GET /api/v1/users?limit=50&cursor=... (page 10,000)",
     "create": "POST /api/v1/users with hashed_password",
@@ -61,6 +63,7 @@ SCENARIOS = {
     "patch": "PATCH /api/v1/users/{random id}",
     "events": "GET /api/v1/events?limit=100",
 }
+CATALOG_SQL_DIRS = str(ROOT / "bench" / "sql")
 PAGE = 50
 DEEP_PAGE = 10_000
 MARKERS = ("<!-- bench:results:start -->", "<!-- bench:results:end -->")
@@ -72,6 +75,7 @@ TARGETS = {
     "create_p99_ms": 80,
     "username_vs_id": 0.9,
     "organization_vs_user": 0.9,
+    "catalog_vs_python": 0.9,
     "deep_vs_first": 1.5,
     "batch_speedup": 20,
     "features_cost": 0.10,
@@ -198,7 +202,13 @@ class Service:
 
     def __init__(self, url: str, extra_env: dict, app: str = "wsgi:app"):
         self.port = free_port()
-        env = {**os.environ, "DATABASE_URL": url, "PORT": str(self.port), **extra_env}
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "PORT": str(self.port),
+            "CATALOG_SQL_DIRS": CATALOG_SQL_DIRS,  # the catalog twins of bench/sql/
+            **extra_env,
+        }
         self.log_path = ROOT / "var" / "bench-gunicorn.log"
         self.log = self.log_path.open("w")
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
@@ -570,6 +580,13 @@ def targets_table(results: dict) -> list[str]:
             f"{ratio:.2f}x",
             ratio >= TARGETS["organization_vs_user"],
         )
+    if cell("get_organization") and cell("catalog_organization"):
+        ratio = cell("catalog_organization")["rps"] / cell("get_organization")["rps"]
+        row(
+            "catalog GET of one row within 10% of the hand-written GET of the same row",
+            f"{ratio:.2f}x",
+            ratio >= TARGETS["catalog_vs_python"],
+        )
     if cell("create"):
         throughput_row("create", "POST", TARGETS["create_rps"], TARGETS["create_p99_ms"])
     if cell("list_first") and cell("list_deep"):
@@ -674,7 +691,13 @@ def instructions(
     """Instructions per request of each app and scenario (bench/instructions.py)."""
     if shutil.which("valgrind") is None:
         raise HarnessError("valgrind is needed: apt-get install valgrind (make bench does)")
-    env = {"DATABASE_URL": url, "BENCH_TOKEN": token, "BENCH_USERS": str(users)}
+    env = {
+        "DATABASE_URL": url,
+        "BENCH_TOKEN": token,
+        "BENCH_USERS": str(users),
+        "BENCH_ORGANIZATIONS": str(organizations_for(users)),
+        "CATALOG_SQL_DIRS": CATALOG_SQL_DIRS,
+    }
     counts = {}
     for name in apps:
         counts[name] = {}

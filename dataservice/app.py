@@ -10,8 +10,10 @@ from flask import Flask
 from . import api, auth, db, logs, metrics, migration_ids, notifier, observe, replica
 from . import config as config_module
 from .admission import Admission
+from .api import catalog as catalog_api
 from .api import idempotency, limits, problems
 from .api.converters import BigintConverter, SlugConverter, bigint_schema, slug_schema
+from .catalog import Catalog, collisions_with
 from .jsonprovider import OrjsonProvider
 from .openapi import ServiceApi
 from .passwords import Hasher
@@ -72,6 +74,14 @@ def create_app(config: dict | None = None) -> Flask:
             spec.register_blueprint(blueprint)
         else:  # a plain Flask blueprint (/docs): for people, not in the OpenAPI document
             app.register_blueprint(blueprint)
+    # The catalog's endpoints last: a route of theirs that one above serves is refused.
+    catalog = app.extensions["catalog"] = Catalog(app.config["CATALOG_SQL_DIRS"])
+    collisions_with(catalog.queries, app.url_map.iter_rules())
+    if app.config.get("CATALOG_DESCRIBE_AT_START", True):
+        catalog.start(db.libpq_url(app.config["DATABASE_URL"]), app.config["DATABASE_POOL_TIMEOUT"])
+    app.url_map.converters["catalog_text"] = catalog_api.TextConverter
+    spec.register_converter(catalog_api.TextConverter, catalog_api.text_schema)
+    spec.register_blueprint(catalog_api.blueprint(catalog))
     problems.init_app(app)  # after Api(): replaces flask-smorest's error handlers with ours
     idempotency.init_app(app)
 

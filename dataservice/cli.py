@@ -22,6 +22,7 @@ from . import auth, connectivity, db
 from . import seed as seeding
 from .admission import DEFAULT_LIMITS, UNLIMITED, Limits
 from .app import create_app
+from .catalog import CatalogError
 from .config import ConfigError
 from .db import libpq_url
 from .errors import Conflict, ServiceError
@@ -61,7 +62,7 @@ def _one_line_errors():
         raise _error(exc.format_message().rstrip(".") + hint, exc.exit_code) from None
     except click.ClickException as exc:
         raise _error(exc.format_message(), exc.exit_code) from None
-    except ConfigError as exc:
+    except (ConfigError, CatalogError) as exc:
         raise _error(str(exc)) from None
     except ServiceError as exc:  # Unavailable from the pool, and the like
         raise _error(exc.detail) from None
@@ -107,7 +108,13 @@ def with_database(command):
     return with_appcontext(run)
 
 
-@click.group(cls=Commands, create_app=create_app, add_version_option=False)
+def _app_for_commands():
+    # The commands describe the catalog only when they need it (`check`): `migrate` runs
+    # against a database that is not migrated yet.
+    return create_app({"CATALOG_DESCRIBE_AT_START": False})
+
+
+@click.group(cls=Commands, create_app=_app_for_commands, add_version_option=False)
 def main():
     """Run and manage the data service."""
 
@@ -319,6 +326,25 @@ def client_limits(name, rate, burst, in_flight, unlimited):
         limits = _limits(rate, burst, in_flight, unlimited, auth.limits_of(current))
         clients_store.set_limits(conn, name, **_limit_columns(limits))
     click.echo(f"{name}: {_describe(limits)}")
+
+
+@main.command("check")
+@with_database
+def check_catalog():
+    """Describe every endpoint query of the catalog with the database (docs/queries.md): fails,
+    a line per query, when one no longer describes (a migration dropped a column it reads) or
+    declares what the database does not know (a scope). CI runs it through make test."""
+    catalog = current_app.extensions["catalog"]
+    with psycopg.connect(db.get().pool.conninfo, autocommit=True) as conn:
+        lines = catalog.failures(conn)
+        if not lines:
+            try:
+                catalog.describe(conn)
+            except CatalogError as exc:
+                lines = [str(exc)]
+    if lines:
+        raise click.ClickException("; ".join(lines))
+    click.echo(f"{len(catalog.queries)} endpoint queries describe")
 
 
 @main.command("scopes")

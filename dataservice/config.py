@@ -272,6 +272,13 @@ SETTINGS = (
         secret=True,
     ),
     Setting(
+        "CATALOG_SQL_DIRS",
+        "",
+        str,
+        "More directories of .sql files whose endpoint queries the catalog serves, besides sql/ "
+        "(separated by `:`; docs/queries.md).",
+    ),
+    Setting(
         "MIGRATION_LOCK_TIMEOUT_MS",
         "5000",
         _non_negative_int,

@@ -133,6 +133,7 @@ _REQUEST_RECORD = _request_record_template()
 
 def request_line(created: float, fields: dict) -> None:
     """The one line each request leaves, at INFO, with the time (time.time()) the request
-    ended: request_id, method, route, path, status, duration_ms, client."""
+    ended: request_id, method, route, operation (its operationId), path, status, duration_ms,
+    client."""
     if access_log.isEnabledFor(logging.INFO):
         access_log.handle(_RequestRecord(created, fields))

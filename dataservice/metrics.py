@@ -36,6 +36,12 @@ LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+CATALOG_QUERIES = Counter(
+    "dataservice_catalog_queries",
+    "Requests answered by the catalog's endpoint queries (docs/queries.md), by query name and "
+    "status.",
+    ["query", "status"],
+)
 DB_ERRORS = Counter(
     "dataservice_db_errors",
     "Database failures that became a 503, by kind (pool_timeout, statement_timeout, ...).",
@@ -98,6 +104,16 @@ def record_requests(samples) -> None:
         if counter is None:
             counter = _counters[key] = REQUESTS.labels(_label_method(key[0]), key[1], str(key[2]))
         counter.inc(count)
+
+
+def record_catalog_queries(samples) -> None:
+    """Counts a batch of catalog requests, (query name, status) each."""
+    counts: dict[tuple[str, str], int] = {}
+    for query, status in samples:
+        key = (query, str(status))
+        counts[key] = counts.get(key, 0) + 1
+    for key, count in counts.items():
+        CATALOG_QUERIES.labels(*key).inc(count)
 
 
 def record_refused(route: str | None, client: str | None, reason: str) -> None:

@@ -47,7 +47,8 @@ class Journal:
         self._closed = threading.Event()
 
     def add(self, sample: tuple, now: float) -> None:
-        """`sample`: (created, request_id, method, route, path, status, seconds, client)."""
+        """`sample`: (created, request_id, method, route, path, status, seconds, client,
+        endpoint)."""
         self._pending.append(sample)
         if self.interval <= 0:
             self.flush(now)
@@ -61,21 +62,26 @@ class Journal:
 
     def flush(self, now: float | None = None) -> None:
         self._due = float("inf")
-        pending, written = self._pending, []
+        pending, written, catalog = self._pending, [], []
         while pending:
             try:
-                created, request_id, method, route, path, status, seconds, client = (
+                created, request_id, method, route, path, status, seconds, client, endpoint = (
                     pending.popleft()
                 )
             except IndexError:  # another thread wrote the last one
                 break
             written.append((method, route, status, seconds))
+            # The operationId: a catalog endpoint's is its query's name (counted on its own too).
+            operation = endpoint.rpartition(".")[2] if endpoint else None
+            if endpoint is not None and endpoint.startswith("catalog."):
+                catalog.append((operation, status))
             logs.request_line(
                 created,
                 {
                     "request_id": request_id,
                     "method": method,
                     "route": route,
+                    "operation": operation,
                     "path": path,
                     "status": status,
                     "duration_ms": round(seconds * 1000, 2),
@@ -83,6 +89,8 @@ class Journal:
                 },
             )
         metrics.record_requests(written)
+        if catalog:
+            metrics.record_catalog_queries(catalog)
         metrics.sample_pool(self.database, perf_counter() if now is None else now)
 
     def close(self) -> None:
@@ -146,6 +154,7 @@ def init_app(app: Flask) -> None:
             response.status_code,
             seconds,
             getattr(context, "client_name", None),
+            req.endpoint,
         )
         journal.add(sample, now)
         return response

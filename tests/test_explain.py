@@ -5,6 +5,7 @@ table or a high estimated cost, unless the allow-list below says why. A new quer
 without sample parameters here, nor a new table without its seed, so none lands unplanned."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -12,6 +13,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from dataservice import auth
+from dataservice.catalog import Catalog
 from dataservice.queries import queries
 from dataservice.seed import SEEDED_HASH, seed_organizations, seed_users
 
@@ -219,6 +221,26 @@ SAMPLES = {
     "replica.has_replayed": [{"lsn": "0/0"}],
     "replica.current_lsn": [{}],
 }
+
+
+def _catalog_samples() -> dict[str, list[dict]]:
+    """The catalog's queries are planned with the example their header declares (a page's
+    first page and one further on), so a DBA adding one edits no list here."""
+    samples = {}
+    for query in Catalog().queries:
+        resource = Path(query.file).stem
+        example = dict(query.example)
+        missing = set(query.client_parameters) - set(example)
+        assert not missing, f"{query.where}: its `-- example:` lacks {sorted(missing)}"
+        variants = [example]
+        if query.page:
+            first = {**example, **dict.fromkeys(query.machinery_parameters), "limit": 51}
+            variants = [first, {**first, **{f"after_{key}": 1 for key in query.page}}]
+        samples[f"{resource}.{query.name}"] = variants
+    return samples
+
+
+SAMPLES.update(_catalog_samples())
 
 # Intentional exceptions, each with its reason.
 ALLOWED = {

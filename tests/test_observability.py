@@ -253,6 +253,7 @@ def test_one_json_line_per_request(client, capsys):
         "message",
         "request_id",
         "method",
+        "operation",
         "route",
         "path",
         "status",
@@ -260,6 +261,7 @@ def test_one_json_line_per_request(client, capsys):
         "client",
     }
     assert first["request_id"] == "trace-42" == response.headers["X-Request-ID"]
+    assert (first["operation"], second["operation"]) == ("get_user", "health")
     assert (first["method"], first["route"], first["path"], first["status"]) == (
         "GET",
         USER_ROUTE,

@@ -228,3 +228,48 @@ def test_with_the_primary_down_the_replica_serves_reads_without_waiting(clusters
             assert time.monotonic() - started < 1.5
     finally:
         primary.start()
+
+
+PRIMARY_ONLY_SQL = """
+-- name: role_on_the_primary(organization_id, user_id)^
+-- One member's role, never from a replica (no `replica:` line).
+-- endpoint: GET /api/v1/organizations/{organization_id}/role-of/{user_id}
+-- scope: organizations:read
+SELECT role FROM memberships WHERE organization_id = :organization_id AND user_id = :user_id;
+"""
+
+
+def test_a_catalog_query_reads_the_replica_only_when_its_header_allows(
+    clusters, make_replica_app, tmp_path
+):
+    _, standby = clusters
+    (tmp_path / "primary_only.sql").write_text(PRIMARY_ONLY_SQL)
+    app = make_replica_app(CATALOG_SQL_DIRS=str(tmp_path))
+    client = app.test_client()
+    owner, member = (
+        client.post("/api/v1/users", json=new_user(n)).get_json()["id"] for n in (7, 8)
+    )
+    body = {"slug": "replicated", "name": "Replicated", "owner_id": owner}
+    org = client.post("/api/v1/organizations", json=body).get_json()["id"]
+    added = client.put(f"/api/v1/organizations/{org}/members/{member}", json={"role": "member"})
+    wait_replayed(standby, added.headers["X-Data-Version"])
+    wait_fresh(app)
+    replay(standby, paused=True)
+    try:
+        moved = client.post(
+            f"/api/v1/organizations/{org}/transfer-ownership",
+            json={"from_user_id": owner, "to_user_id": member},
+        )
+        assert moved.status_code == 200, moved.get_json()
+        fresh = moved.headers["X-Data-Version"]
+
+        def role(**headers):
+            page = client.get(f"/api/v1/users/{member}/organizations", headers=headers)
+            return page.get_json()["items"][0]["role"]
+
+        assert role() == "member"  # user_organizations allows the replica, which lags
+        assert role(**{"X-Min-Data-Version": fresh}) == "owner"  # read-your-writes
+        primary = client.get(f"/api/v1/organizations/{org}/role-of/{member}")
+        assert primary.get_json() == {"role": "owner"}
+    finally:
+        replay(standby, paused=False)
