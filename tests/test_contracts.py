@@ -22,11 +22,18 @@ def named_queries() -> dict[str, list[str]]:
     }
 
 
-def user_of(sql_file: str) -> Path:
-    """The module that runs sql/<name>.sql: store/<name>.py, or for what is not a resource's
-    data (migrate, seed) dataservice/<name>.py."""
-    store = ROOT / "dataservice" / "store" / f"{sql_file}.py"
-    return store if store.exists() else ROOT / "dataservice" / f"{sql_file}.py"
+# The files that are not a resource's, and the modules that run them.
+NOT_A_RESOURCE = {
+    "migrate": ["migrate.py"],
+    "seed": ["seed.py"],
+    "catalog_support": ["catalog/__init__.py", "catalog/describe.py", "api/catalog.py"],
+}
+
+
+def user_of(sql_file: str) -> str:
+    """The source of the module(s) that run sql/<name>.sql: store/<name>.py for a resource."""
+    modules = NOT_A_RESOURCE.get(sql_file, [f"store/{sql_file}.py"])
+    return "\n".join((ROOT / "dataservice" / module).read_text() for module in modules)
 
 
 def test_every_named_query_is_used_by_its_store_module():
@@ -35,10 +42,10 @@ def test_every_named_query_is_used_by_its_store_module():
         names = [name for name in names if name not in served]
         if not names:
             continue
-        store = user_of(resource).read_text()
+        store = user_of(resource)
         # `queries.users.get_user_by_id`, or `q.get_user_by_id` after `q = queries.users`
         aliases = re.findall(rf"^(\w+) = queries\.{resource}$", store, re.MULTILINE)
-        prefixes = "|".join([rf"queries\.{resource}", *aliases])
+        prefixes = "|".join([rf"(?:queries|named_sql)\.{resource}", *aliases])
         for name in names:
             used = re.search(rf"(?:{prefixes})\.{name}\b", store)
             assert used, f"{resource}.{name} is never used"

@@ -23,6 +23,7 @@ from ..catalog import Catalog, Query, Undescribed
 from ..catalog.describe import Description
 from ..catalog.types import INTEGERS, column_field, parameter_field
 from ..errors import Conflict, Invalid, InvalidCursor, NotFound, Unavailable
+from ..queries import queries as named_sql
 from ..schemas.fields import text
 from ..schemas.pages import CURSOR, page_of
 from ..store import events
@@ -124,14 +125,12 @@ def _execute(conn: psycopg.Connection, query: Query, params: dict) -> psycopg.Cu
         return conn.execute(query.sql, params)
     # The declared timeout for this statement only (a savepoint within a batch's transaction).
     with conn.transaction():
-        previous = conn.execute(
-            "SELECT current_setting('statement_timeout') AS previous,"
-            " set_config('statement_timeout', %s, true) AS now",
-            [str(query.timeout_ms)],
-        ).fetchone()["previous"]
+        previous = named_sql.catalog_support.set_statement_timeout(
+            conn, timeout=str(query.timeout_ms)
+        )
         cursor = conn.execute(query.sql, params)
         rows = cursor.fetchall()
-        conn.execute("SELECT set_config('statement_timeout', %s, true)", [previous])
+        named_sql.catalog_support.restore_statement_timeout(conn, previous=previous)
     return _Rows(rows)
 
 

@@ -12,6 +12,7 @@ import logging
 import psycopg
 import psycopg.rows
 
+from ..queries import queries as named_sql
 from .declare import CatalogError, Query, collisions_with, load, sql_dirs
 from .describe import Description, Undescribed, describe, failures
 
@@ -39,7 +40,7 @@ class Catalog:
         """Describes every query and checks their scopes against the database's; raises
         CatalogError (a declaration is wrong) or Undescribed (a query does not prepare)."""
         with conn.cursor(row_factory=psycopg.rows.tuple_row) as cursor:
-            known = {name for (name,) in cursor.execute("SELECT name FROM api_scopes")}
+            known = {name for (name,) in cursor.execute(named_sql.catalog_support.known_scopes.sql)}
         for query in self.queries:
             unknown = [scope for scope in query.scopes if scope not in known]
             if unknown:

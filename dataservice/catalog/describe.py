@@ -14,23 +14,10 @@ import psycopg.rows
 from psycopg import generators
 from psycopg.pq import ExecStatus
 
+from ..queries import queries as named_sql
 from .declare import Query
 
 _PLACEHOLDER = re.compile(r"%%|%\((\w+)\)s")
-
-_TYPES_SQL = """
-SELECT t.oid::int AS oid, t.typname AS name, t.typtype AS kind, t.typelem::int AS element,
-       t.typbasetype::int AS base, t.typtypmod AS typmod, t.typcategory AS category,
-       ARRAY(SELECT e.enumlabel::text FROM pg_enum AS e
-              WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder) AS labels
-  FROM pg_type AS t
- WHERE t.oid = ANY (%s::oid[])
-"""
-_NOT_NULL_SQL = """
-SELECT a.attrelid::int AS relation, a.attnum::int AS number
-  FROM pg_attribute AS a
- WHERE a.attrelid = ANY (%s::oid[]) AND a.attnotnull AND a.attnum > 0
-"""
 
 
 @dataclass(frozen=True)
@@ -131,7 +118,9 @@ def _types(conn: psycopg.Connection, oids: set[int]) -> dict[int, dict]:
     wanted = set(oids)
     with conn.cursor(row_factory=psycopg.rows.dict_row) as cursor:
         while wanted:
-            rows = cursor.execute(_TYPES_SQL, [sorted(wanted)]).fetchall()
+            rows = cursor.execute(
+                named_sql.catalog_support.types_of.sql, {"oids": sorted(wanted)}
+            ).fetchall()
             known.update({row["oid"]: row for row in rows})
             wanted = {
                 oid
@@ -165,7 +154,13 @@ def describe(conn: psycopg.Connection, queries: list[Query]) -> dict[str, Descri
     not_null = set()
     if tables:
         with conn.cursor(row_factory=psycopg.rows.tuple_row) as cursor:
-            not_null = set(cursor.execute(_NOT_NULL_SQL, [tables], prepare=False).fetchall())
+            not_null = set(
+                cursor.execute(
+                    named_sql.catalog_support.not_null_columns.sql,
+                    {"relations": tables},
+                    prepare=False,
+                ).fetchall()
+            )
     described = {}
     for name, (params, cols) in prepared.items():
         described[name] = Description(
