@@ -24,7 +24,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 
-from . import connectivity, integrity
+from . import connectivity, integrity, tracing
 from .errors import Busy, Unavailable
 
 # json/jsonb columns (event data, stored idempotent responses) go through orjson, as HTTP bodies
@@ -171,6 +171,22 @@ class Gate:
                 self._free += 1
 
 
+class _TimedCommit:
+    """A psycopg transaction block whose COMMIT (its clean exit) is a measuring point."""
+
+    def __init__(self, transaction):
+        self.transaction = transaction
+
+    def __enter__(self):
+        return self.transaction.__enter__()
+
+    def __exit__(self, kind, error, traceback):
+        if kind is not None:  # a rollback
+            return self.transaction.__exit__(kind, error, traceback)
+        with tracing.commit():
+            return self.transaction.__exit__(None, None, None)
+
+
 class Database:
     def __init__(
         self,
@@ -284,7 +300,7 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection]:
         """One transaction: committed when the block ends cleanly, rolled back on any error."""
-        with self.connection() as conn, conn.transaction():
+        with self.connection() as conn, _TimedCommit(conn.transaction()):
             yield conn
 
     def checkout(self) -> psycopg.Connection:
@@ -292,6 +308,10 @@ class Database:
         return self._checkout(self.open(), self.timeout)
 
     def _checkout(self, pool: ConnectionPool, timeout: float) -> psycopg.Connection:
+        with tracing.phase(tracing.DB_WAIT, "connection wait", {"db.system.name": "postgresql"}):
+            return self._wait_for_connection(pool, timeout)
+
+    def _wait_for_connection(self, pool: ConnectionPool, timeout: float) -> psycopg.Connection:
         deadline = monotonic() + timeout
         try:
             # Past its budget a request is shed: under overload the ones served stay fast.

@@ -15,7 +15,7 @@ from time import perf_counter, sleep, time
 
 from flask import Flask, g, has_request_context, request
 
-from . import logs, metrics
+from . import logs, metrics, tracing
 
 # Set in the WSGI environ of a batch's operations, which run inside the batch request.
 NESTED = "dataservice.batch_operation"
@@ -47,7 +47,8 @@ class Journal:
         self._closed = threading.Event()
 
     def add(self, sample: tuple, now: float) -> None:
-        """`sample`: (created, request_id, method, route, path, status, seconds, client)."""
+        """`sample`: (created, request_id, method, route, path, status, seconds, client, trace),
+        `trace` the trace_id and span_id fields of the line (or None)."""
         self._pending.append(sample)
         if self.interval <= 0:
             self.flush(now)
@@ -64,24 +65,24 @@ class Journal:
         pending, written = self._pending, []
         while pending:
             try:
-                created, request_id, method, route, path, status, seconds, client = (
+                created, request_id, method, route, path, status, seconds, client, trace = (
                     pending.popleft()
                 )
             except IndexError:  # another thread wrote the last one
                 break
             written.append((method, route, status, seconds))
-            logs.request_line(
-                created,
-                {
-                    "request_id": request_id,
-                    "method": method,
-                    "route": route,
-                    "path": path,
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 2),
-                    "client": client,
-                },
-            )
+            fields = {
+                "request_id": request_id,
+                "method": method,
+                "route": route,
+                "path": path,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 2),
+                "client": client,
+            }
+            if trace:
+                fields.update(trace)
+            logs.request_line(created, fields)
         metrics.record_requests(written)
         metrics.sample_pool(self.database, perf_counter() if now is None else now)
 
@@ -103,8 +104,10 @@ class Journal:
 
 def log_context() -> dict:
     """What a line logged during a request carries besides its own fields (logs.JsonFormatter):
-    the request's id, as the client got it."""
-    return {"request_id": g.get("request_id")} if has_request_context() else {}
+    the request's id, as the client got it, and its trace_id and span_id (tracing.py)."""
+    if not has_request_context():
+        return {}
+    return {"request_id": g.get("request_id"), **tracing.log_fields()}
 
 
 def init_app(app: Flask) -> None:
@@ -114,10 +117,13 @@ def init_app(app: Flask) -> None:
     journal = app.extensions["journal"] = Journal(
         app.extensions["db"], app.config["LOG_FLUSH_SECONDS"]
     )
+    # Spans and Server-Timing (tracing.py); None when both are off, so they cost nothing.
+    timing = tracing.init_app(app)
 
     @app.before_request
     def _start():
-        environ = request._get_current_object().environ
+        req = request._get_current_object()
+        environ = req.environ
         if NESTED in environ:
             return  # an operation of a batch: the batch request is the one timed and logged
         given = environ.get("HTTP_X_REQUEST_ID", "")
@@ -125,6 +131,10 @@ def init_app(app: Flask) -> None:
         context = g._get_current_object()
         context.started = perf_counter()
         context.request_id = request_id
+        if timing is not None:
+            rule = req.url_rule
+            route = rule.rule if rule is not None else metrics.UNMATCHED
+            timing.begin(environ, req.method, route, request_id)
 
     @app.after_request
     def _finish(response):
@@ -136,6 +146,11 @@ def init_app(app: Flask) -> None:
         seconds = now - getattr(context, "started", now)
         request_id = getattr(context, "request_id", "")
         response.headers["X-Request-ID"] = request_id
+        client = getattr(context, "client_name", None)
+        trace = None
+        if timing is not None:
+            trace = tracing.log_fields()
+            timing.finish(response, client)
         rule = req.url_rule
         sample = (
             time(),
@@ -145,7 +160,8 @@ def init_app(app: Flask) -> None:
             req.path,
             response.status_code,
             seconds,
-            getattr(context, "client_name", None),
+            client,
+            trace,
         )
         journal.add(sample, now)
         return response

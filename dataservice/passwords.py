@@ -11,6 +11,7 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from argon2.profiles import RFC_9106_LOW_MEMORY
 
+from . import tracing
 from .errors import Busy
 from .workers import cooperative
 
@@ -42,7 +43,8 @@ class HashingPool:
         self._mutex = threading.Lock()
 
     def run(self, function: Callable, *args):
-        index = self._permits.acquire(self._wait)
+        with tracing.phase(tracing.HASH_WAIT, "password hash wait"):
+            index = self._permits.acquire(self._wait)
         if index is None:
             raise Busy(
                 f"{self._permits.size} password hash(es) are running on this instance, its "
@@ -50,7 +52,8 @@ class HashingPool:
                 "hashing",
             )
         try:
-            return self._submit(self._lowered, function, args)
+            with tracing.phase(tracing.HASH, "password hash"):
+                return self._submit(self._lowered, function, args)
         finally:
             self._permits.release(index)
 

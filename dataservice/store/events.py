@@ -8,6 +8,7 @@ documentation (the database checks only their shape, migration 0012).
 import psycopg
 from psycopg.types.json import Jsonb
 
+from .. import tracing
 from ..queries import queries
 
 TYPES: list[str] = []  # every declared event type; filled as the resources' modules load
@@ -33,7 +34,13 @@ def append(
         raise ValueError(f"undeclared event type {type!r}")
     entity = type.split(".", 1)[0]
     queries.events.append_event(
-        conn, type=type, entity=entity, entity_id=entity_id, actor=actor, data=Jsonb(data)
+        conn,
+        type=type,
+        entity=entity,
+        entity_id=entity_id,
+        actor=actor,
+        data=Jsonb(data),
+        trace_id=tracing.trace_id(),  # the request's, if it has one (tracing.py)
     )
 
 
