@@ -298,3 +298,54 @@ def test_statements_are_described_by_their_named_query():
         "SELECT",
         "events",
     )
+
+
+def test_lines_logged_during_a_traced_request_carry_its_ids(monkeypatch, make_app, receiver):
+    """In one process: a line the code logs inside a statement's span names that span."""
+    import logging
+
+    from dataservice import observe
+    from dataservice.logs import JsonFormatter
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    app = make_app()
+    lines = []
+
+    class Capture(logging.Handler):
+        def emit(self, record):
+            lines.append(json.loads(self.format(record)))
+
+    capture = Capture()
+    capture.setFormatter(JsonFormatter(observe.log_context))
+    logger = logging.getLogger("dataservice.test_tracing")
+    logger.addHandler(capture)
+    header, trace_id, _ = traceparent(11)
+    original = tracing.statement
+
+    def logging_statement(name):  # the statement's block, logging a line inside it
+        block = original(name)
+
+        class Logged:
+            def __enter__(self):
+                entered = block.__enter__()
+                logger.warning("inside %s", name)
+                return entered
+
+            def __exit__(self, *exc):
+                return block.__exit__(*exc)
+
+        return Logged()
+
+    monkeypatch.setattr(tracing, "statement", logging_statement)
+    try:
+        response = app.test_client().get("/api/v1/users/1", headers={"traceparent": header})
+    finally:
+        logger.removeHandler(capture)
+    assert response.status_code == 404
+    spans = receiver.wait_for(lambda spans: any(s["trace_id"] == trace_id for s in spans))
+    line = next(line for line in lines if line["message"] == "inside get_user_by_id")
+    assert line["trace_id"] == trace_id
+    sql = next(s for s in spans if s["name"] == "users.get_user_by_id")
+    assert line["span_id"] == sql["span_id"]
+    assert line["request_id"] == response.headers["X-Request-ID"]
