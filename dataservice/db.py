@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 
 from . import connectivity, integrity, tracing
 from .errors import Busy, Unavailable
+from .store import session
 
 # json/jsonb columns (event data, stored idempotent responses) go through orjson, as HTTP bodies
 # do: several times faster than the json module for a batch's thousand event documents.
@@ -200,6 +201,10 @@ class Database:
         """`on_error(kind)` hears of every failure that becomes a 503 (the factory wires it to
         the metrics; see error_kind)."""
         self.on_error = on_error
+        self.name = name
+        # Not behind PgBouncer's transaction pooling: a session setting would outlive the
+        # transaction on a server connection other clients then get.
+        self.tag_sessions = not config["DATABASE_PGBOUNCER"]
         options = (
             "-c TimeZone=UTC"
             f" -c statement_timeout={config['DATABASE_STATEMENT_TIMEOUT_MS']}"
@@ -272,6 +277,9 @@ class Database:
         pool = self.open()
         conn = self._checkout(pool, timeout or self.timeout)
         with self.lent(conn):
+            trace_id = tracing.traced_trace_id() if self.tag_sessions else None
+            if trace_id is not None:  # tracing on: pg_stat_activity names the request's trace
+                session.tag(conn, f"{self.name} {trace_id}")
             yield conn
 
     @contextmanager

@@ -181,7 +181,7 @@ def commit():
     return _Phase(request, DB, _COMMIT[0], _COMMIT[1], "client")
 
 
-# Ids for logs and events ------------------------------------------------------------------------
+# Ids for logs, events and the database ----------------------------------------------------------
 
 
 def trace_id() -> str | None:
@@ -189,6 +189,13 @@ def trace_id() -> str | None:
     else the one its `traceparent` header names; None outside a request or without one."""
     request = _current.get()
     return request.trace_id if request is not None else None
+
+
+def traced_trace_id() -> str | None:
+    """The trace id of the request being served when tracing is on (sampled or not), for the
+    connection's application_name (db.py); None with tracing off: it costs a round trip."""
+    request = _current.get()
+    return request.trace_id if request is not None and request.tracer is not None else None
 
 
 def log_fields() -> dict:

@@ -90,7 +90,7 @@ def receiver():
 
 
 @pytest.mark.parametrize("worker_class", ["gevent", "gthread"])
-def test_traces_under_gunicorn(worker_class, start_gunicorn, receiver):
+def test_traces_under_gunicorn(worker_class, start_gunicorn, receiver, db):
     base, process, log_path = start_gunicorn(
         WEB_WORKER_CLASS=worker_class,
         WEB_THREADS="8",
@@ -146,6 +146,15 @@ def test_traces_under_gunicorn(worker_class, start_gunicorn, receiver):
         answers = list(pool.map(get, gets))
     assert all(status == 200 for status, _ in answers)
     assert all(re.search(r"\bdb;dur=[0-9.]+.*total;dur=", timing) for _, timing in answers)
+
+    # The sessions the requests borrowed are named after the last trace each served.
+    names = db.execute(
+        "SELECT application_name FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    ).fetchall()
+    all_traces = {create_trace, idem_trace, batch_trace} | {t for _, t, _ in gets}
+    tagged = {name.removeprefix("dataservice ") for (name,) in names if name != "dataservice"}
+    assert tagged and tagged <= all_traces
 
     # The feed's events carry the trace ids of the requests that wrote them.
     # (The feed holds events back while an older transaction runs anywhere on the server.)
@@ -212,6 +221,9 @@ def test_traces_under_gunicorn(worker_class, start_gunicorn, receiver):
         assert server["name"] == "GET /api/v1/users/<bigint:user_id>"
         sql = [s for s in spans_of if s["name"] == "users.get_user_by_id"]
         assert len(sql) == 1 and sql[0]["parent_id"] == server["span_id"]
+        # Its session named after it; once more for the token's lookup on a cache miss.
+        tags = [s for s in spans_of if s["name"] == "session.tag_connection"]
+        assert tags and all(t in descendants(spans_of, server) for t in tags)
 
     # Nothing secret or caller-given in any attribute: no password, hash, token, email or id.
     values = json.dumps([[s["attributes"], s["name"]] for s in spans])
