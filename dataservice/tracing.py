@@ -290,8 +290,9 @@ class Timing:
         self.tracing, self.server_timing = tracing, server_timing
 
     def begin(self, environ: dict, method: str, route: str, request_id: str) -> None:
-        if not self.tracing:
-            parent = _TRACEPARENT.fullmatch(environ.get("HTTP_TRACEPARENT", ""))
+        if not self.tracing:  # the caller's trace id, if it sent one, for logs and events
+            header = environ.get("HTTP_TRACEPARENT")
+            parent = _TRACEPARENT.fullmatch(header) if header else None
             trace = parent.group(1) if parent and parent.group(1) != "0" * 32 else None
             _current.set(_Request(None, None, trace))
             return
