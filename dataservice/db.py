@@ -172,6 +172,9 @@ class Gate:
                 self._free += 1
 
 
+_WAIT_ATTRIBUTES = {"db.system.name": "postgresql"}
+
+
 class _TimedCommit:
     """A psycopg transaction block whose COMMIT (its clean exit) is a measuring point."""
 
@@ -277,8 +280,8 @@ class Database:
         pool = self.open()
         conn = self._checkout(pool, timeout or self.timeout)
         with self.lent(conn):
-            trace_id = tracing.traced_trace_id() if self.tag_sessions else None
-            if trace_id is not None:  # tracing on: pg_stat_activity names the request's trace
+            trace_id = tracing.recorded_trace_id() if self.tag_sessions else None
+            if trace_id is not None:  # a sampled trace: pg_stat_activity names it
                 session.tag(conn, f"{self.name} {trace_id}")
             yield conn
 
@@ -316,7 +319,7 @@ class Database:
         return self._checkout(self.open(), self.timeout)
 
     def _checkout(self, pool: ConnectionPool, timeout: float) -> psycopg.Connection:
-        with tracing.phase(tracing.DB_WAIT, "connection wait", {"db.system.name": "postgresql"}):
+        with tracing.phase(tracing.DB_WAIT, "connection wait", _WAIT_ATTRIBUTES):
             return self._wait_for_connection(pool, timeout)
 
     def _wait_for_connection(self, pool: ConnectionPool, timeout: float) -> psycopg.Connection:

@@ -61,14 +61,44 @@ _IDLE = _Idle()
 class _Request:
     """One request's totals per metric, and its open spans (None when it is not recorded)."""
 
-    __slots__ = ("spans", "started", "totals", "trace_id", "tracer")
+    __slots__ = ("spans", "started", "timers", "totals", "trace_id", "tracer")
 
     def __init__(self, tracer, span, trace_id: str | None):
         self.totals: dict[str, float] = {}
+        self.timers: dict[str, _Timer] = {}
         self.tracer = tracer
         self.spans = [span] if span is not None and span.is_recording() else None
         self.trace_id = trace_id
         self.started = perf_counter()
+
+    def timer(self, metric: str) -> "_Timer":
+        """The metric's timer, one per request: an unrecorded request's measuring points make
+        no object each (phases of one metric never nest)."""
+        timer = self.timers.get(metric)
+        if timer is None:
+            timer = self.timers[metric] = _Timer(self.totals, metric)
+        return timer
+
+
+class _Timer:
+    """A measuring point of a request that is not recorded: its metric's time only."""
+
+    __slots__ = ("metric", "started", "totals")
+
+    def __init__(self, totals: dict, metric: str):
+        self.totals, self.metric, self.started = totals, metric, 0.0
+
+    def __enter__(self):
+        self.started = perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        totals, metric = self.totals, self.metric
+        totals[metric] = totals.get(metric, 0.0) + perf_counter() - self.started
+        return False
+
+    def describe(self, name: str | None = None, **attributes) -> None:
+        pass
 
 
 class _Phase:
@@ -129,6 +159,8 @@ def phase(metric: str | None, name: str, attributes: dict | None = None):
     request = _current.get()
     if request is None:
         return _IDLE
+    if request.spans is None:
+        return _IDLE if metric is None else request.timer(metric)
     return _Phase(request, metric, name, attributes, "internal")
 
 
@@ -169,6 +201,8 @@ def statement(name: str):
     request = _current.get()
     if request is None:
         return _IDLE
+    if request.spans is None:
+        return request.timer(DB)
     span_name, attributes = _STATEMENTS.get(name, (name, {"db.system.name": "postgresql"}))
     return _Phase(request, DB, span_name, attributes, "client")
 
@@ -178,6 +212,8 @@ def commit():
     request = _current.get()
     if request is None:
         return _IDLE
+    if request.spans is None:
+        return request.timer(DB)
     return _Phase(request, DB, _COMMIT[0], _COMMIT[1], "client")
 
 
@@ -191,11 +227,11 @@ def trace_id() -> str | None:
     return request.trace_id if request is not None else None
 
 
-def traced_trace_id() -> str | None:
-    """The trace id of the request being served when tracing is on (sampled or not), for the
-    connection's application_name (db.py); None with tracing off: it costs a round trip."""
+def recorded_trace_id() -> str | None:
+    """The trace id of the request being served when it is traced and sampled, for the
+    connection's application_name (db.py); else None: naming the session costs a round trip."""
     request = _current.get()
-    return request.trace_id if request is not None and request.tracer is not None else None
+    return request.trace_id if request is not None and request.spans is not None else None
 
 
 def log_fields() -> dict:
@@ -321,9 +357,14 @@ class Timing:
             return
         _current.set(None)
         if self.server_timing:
-            total = perf_counter() - request.started
-            parts = [f"{name};dur={seconds * 1000:.2f}" for name, seconds in request.totals.items()]
-            parts.append(f"total;dur={total * 1000:.2f}")
+            totals = request.totals
+            totals["total"] = perf_counter() - request.started
+            # Milliseconds with three decimals, formatted as integers (float formatting costs
+            # several times more).
+            parts = []
+            for name, seconds in totals.items():
+                us = int(seconds * 1e6)
+                parts.append(f"{name};dur={us // 1000}.{us % 1000:03d}")
             response.headers["Server-Timing"] = ", ".join(parts)
         spans = request.spans
         if spans:
