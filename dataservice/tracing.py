@@ -381,14 +381,6 @@ class Timing:
             for open_span in reversed(spans):  # ended in order, innermost first
                 open_span.end()
 
-    def abandon(self) -> None:
-        """Clears a request that ended without `finish` (an exception past every handler)."""
-        request = _current.get()
-        if request is not None:
-            _current.set(None)
-            for span in reversed(request.spans or ()):
-                span.end()
-
 
 def init_app(app) -> Timing | None:
     """The request hooks' Timing, or None when tracing and Server-Timing are both off."""
