@@ -20,8 +20,10 @@ It exits non-zero when a cell had errors or non-2xx answers, or pgbench or the c
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import http.client
+import http.server
 import json
 import os
 import platform
@@ -100,6 +102,17 @@ ISSUE_BARE_RPS = {"get_by_id": 2_500, "create": 1_550}
 # Instructions per request (bench/instructions.py) for these apps: they serve through pywsgi
 # with our handler, so the stock sketch is left out.
 INSTRUCTION_APPS = ("service", "featureless", "bare")
+# The service under its tracing settings (issue 28), counted beside it: "service" is the
+# default (tracing off, Server-Timing on). The traced ones export over OTLP/HTTP to a sink in
+# this process (trace_sink), so the worker pays for its spans, their export included.
+TRACING_VARIANTS = {
+    "server-timing-off": {"SERVER_TIMING": "false"},
+    "traced-10pct": {
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.1",
+    },
+    "traced-100pct": {"OTEL_TRACES_SAMPLER": "parentbased_always_on"},
+}
 
 # verify-credentials past the hashing queue's budget is a fast 503 busy by design (issue 25):
 # there its req/s counts those refusals too, and its non-2xx column says how many.
@@ -699,17 +712,54 @@ def instructions(
         "CATALOG_SQL_DIRS": CATALOG_SQL_DIRS,
     }
     counts = {}
-    for name in apps:
-        counts[name] = {}
-        for scenario in scenarios:
-            try:
-                counts[name][scenario] = instruction_count.count(
-                    YARDSTICK_APPS[name][0], scenario, env, requests
-                )
-            except instruction_count.CountError as error:
-                raise HarnessError(str(error)) from None
-            print(f"{name:12} {scenario:10} {counts[name][scenario]:,} instructions", flush=True)
+    with trace_sink() as endpoint:
+        for name in apps:
+            counts[name] = {}
+            app, extra = _counted_app(name, endpoint)
+            for scenario in scenarios:
+                try:
+                    counts[name][scenario] = instruction_count.count(
+                        app, scenario, {**env, **extra}, requests
+                    )
+                except instruction_count.CountError as error:
+                    raise HarnessError(str(error)) from None
+                count = counts[name][scenario]
+                print(f"{name:20} {scenario:10} {count:,} instructions", flush=True)
     return counts
+
+
+def _counted_app(name: str, endpoint: str) -> tuple[str, dict]:
+    """(app, environment) of an app or a tracing variant of the service."""
+    if name in YARDSTICK_APPS:
+        return YARDSTICK_APPS[name][0], {}
+    extra = dict(TRACING_VARIANTS[name])
+    if name.startswith("traced"):
+        extra["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
+    return "wsgi:app", extra
+
+
+@contextlib.contextmanager
+def trace_sink():
+    """An OTLP/HTTP endpoint that takes every export and answers 200 (nothing decoded)."""
+
+    class Sink(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def instructions_table(results: dict) -> list[str]:
@@ -724,11 +774,21 @@ def instructions_table(results: dict) -> list[str]:
         "| app | GET by id | create |",
         "|---|---:|---:|",
     ]
+    service = counts.get("service", {})
     for name, by_scenario in counts.items():
         cells = " | ".join(
             f"{by_scenario[s]:,}" if s in by_scenario else "" for s in YARDSTICK_SCENARIOS
         )
-        lines.append(f"| {name} (`{YARDSTICK_APPS[name][0]}`) | {cells} |")
+        if name in YARDSTICK_APPS:
+            lines.append(f"| {name} (`{YARDSTICK_APPS[name][0]}`) | {cells} |")
+            continue
+        ratios = ", ".join(
+            f"{by_scenario[s] / service[s]:.3f}x"
+            for s in YARDSTICK_SCENARIOS
+            if s in by_scenario and service.get(s)
+        )
+        settings = " ".join(f"{k}={v}" for k, v in TRACING_VARIANTS[name].items())
+        lines.append(f"| service, {name} (`{settings}`; {ratios} of service) | {cells} |")
     return [*lines, ""]
 
 
@@ -1119,6 +1179,13 @@ def main():
         action="store_false",
         help="skip counting instructions per request under valgrind",
     )
+    parser.add_argument(
+        "--instruction-apps",
+        type=lambda text: tuple(text.split(",")),
+        default=INSTRUCTION_APPS + tuple(TRACING_VARIANTS),
+        help="what to count instructions of: comma-separated names of "
+        + ", ".join(INSTRUCTION_APPS + tuple(TRACING_VARIANTS)),
+    )
     parser.add_argument("--database", default=None, help="default: one per checkout")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args()
@@ -1215,7 +1282,7 @@ def main():
             if args.smoke:
                 counted = instructions(url, token, args.users, 10, ("service",), ("get_by_id",))
             else:
-                counted = instructions(url, token, args.users, 300)
+                counted = instructions(url, token, args.users, 300, args.instruction_apps)
             results["instructions"] = counted
     finally:
         service.stop()

@@ -7,7 +7,7 @@ dataservice/serving/): each worker imports it after the fork, once gevent has pa
 
 from flask import Flask
 
-from . import api, auth, db, logs, metrics, migration_ids, notifier, observe, replica
+from . import api, auth, db, logs, metrics, migration_ids, notifier, observe, replica, tracing
 from . import config as config_module
 from .admission import Admission
 from .api import catalog as catalog_api
@@ -26,16 +26,19 @@ API_DESCRIPTION = (
 
 def start(app: Flask) -> None:
     """Opens the pool of a worker about to serve, so that its first request is not slower
-    (gunicorn's post_worker_init, serving/lifecycle.py)."""
+    (gunicorn's post_worker_init, serving/lifecycle.py); its tracer too, when tracing is on."""
     app.extensions["db"].open()
+    tracing.start()
 
 
 def close(app: Flask) -> None:
     """Writes the request lines and metrics still pending, then releases what a worker holds:
-    the pools' connections and the feed's listener (whichever of them this app has)."""
+    the pools' connections and the feed's listener (whichever of them this app has), and
+    the spans still queued for export."""
     for name in ("journal", "notifier", "db", "replica", "admission"):
         if name in app.extensions:
             app.extensions[name].close()
+    tracing.shutdown()  # the spans still queued are exported
 
 
 def create_app(config: dict | None = None) -> Flask:

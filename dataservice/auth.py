@@ -20,7 +20,7 @@ from time import monotonic
 from flask import Flask, Request, g, request
 from flask_smorest import Blueprint as SmorestBlueprint
 
-from . import db
+from . import db, tracing
 from .admission import UNLIMITED, Limits
 from .errors import ServiceError
 from .store import clients as store
@@ -103,7 +103,10 @@ def _client_for(token: str, cache: TokenCache) -> tuple[float, str, frozenset, L
     if not _TOKEN.fullmatch(token):
         raise Unauthenticated("the bearer token is malformed")
     digest = token_hash(token)
-    with db.get().connection() as conn:  # the primary: a new token must work at once
+    with (
+        tracing.phase(tracing.AUTH, "authenticate"),  # a cache miss: the database is asked
+        db.get().connection() as conn,  # the primary: a new token must work at once
+    ):
         client = store.get_active_by_token_hash(conn, digest)
     # The lookup was by hash already; compare again in constant time, as a second lock.
     if client is None or not hmac.compare_digest(bytes(client["token_hash"]), digest):

@@ -237,6 +237,13 @@ SETTINGS = (
         "within this many seconds (0: check the database on every request).",
     ),
     Setting(
+        "SERVER_TIMING",
+        "true",
+        _boolean,
+        "true: every response carries Server-Timing (admission, auth, db-wait, db, hash-wait, "
+        "hash, total in milliseconds); false: none.",
+    ),
+    Setting(
         "METRICS_REQUIRE_TOKEN",
         "false",
         _boolean,

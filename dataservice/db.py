@@ -24,8 +24,9 @@ from psycopg.rows import dict_row
 from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 
-from . import connectivity, integrity
+from . import connectivity, integrity, tracing
 from .errors import Busy, Unavailable
+from .store import session
 
 # json/jsonb columns (event data, stored idempotent responses) go through orjson, as HTTP bodies
 # do: several times faster than the json module for a batch's thousand event documents.
@@ -171,6 +172,25 @@ class Gate:
                 self._free += 1
 
 
+_WAIT_ATTRIBUTES = {"db.system.name": "postgresql"}
+
+
+class _TimedCommit:
+    """A psycopg transaction block whose COMMIT (its clean exit) is a measuring point."""
+
+    def __init__(self, transaction):
+        self.transaction = transaction
+
+    def __enter__(self):
+        return self.transaction.__enter__()
+
+    def __exit__(self, kind, error, traceback):
+        if kind is not None:  # a rollback
+            return self.transaction.__exit__(kind, error, traceback)
+        with tracing.commit():
+            return self.transaction.__exit__(None, None, None)
+
+
 class Database:
     def __init__(
         self,
@@ -184,6 +204,10 @@ class Database:
         """`on_error(kind)` hears of every failure that becomes a 503 (the factory wires it to
         the metrics; see error_kind)."""
         self.on_error = on_error
+        self.name = name
+        # Not behind PgBouncer's transaction pooling: a session setting would outlive the
+        # transaction on a server connection other clients then get.
+        self.tag_sessions = not config["DATABASE_PGBOUNCER"]
         options = (
             "-c TimeZone=UTC"
             f" -c statement_timeout={config['DATABASE_STATEMENT_TIMEOUT_MS']}"
@@ -256,6 +280,9 @@ class Database:
         pool = self.open()
         conn = self._checkout(pool, timeout or self.timeout)
         with self.lent(conn):
+            trace_id = tracing.recorded_trace_id() if self.tag_sessions else None
+            if trace_id is not None:  # a sampled trace: pg_stat_activity names it
+                session.tag(conn, f"{self.name} {trace_id}")
             yield conn
 
     @contextmanager
@@ -284,7 +311,7 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection]:
         """One transaction: committed when the block ends cleanly, rolled back on any error."""
-        with self.connection() as conn, conn.transaction():
+        with self.connection() as conn, _TimedCommit(conn.transaction()):
             yield conn
 
     def checkout(self) -> psycopg.Connection:
@@ -292,6 +319,10 @@ class Database:
         return self._checkout(self.open(), self.timeout)
 
     def _checkout(self, pool: ConnectionPool, timeout: float) -> psycopg.Connection:
+        with tracing.phase(tracing.DB_WAIT, "connection wait", _WAIT_ATTRIBUTES):
+            return self._wait_for_connection(pool, timeout)
+
+    def _wait_for_connection(self, pool: ConnectionPool, timeout: float) -> psycopg.Connection:
         deadline = monotonic() + timeout
         try:
             # Past its budget a request is shed: under overload the ones served stay fast.

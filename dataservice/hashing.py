@@ -26,6 +26,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
+from . import tracing
 from .errors import Busy
 from .workers import cooperative, section_lock
 
@@ -35,12 +36,13 @@ _SMOOTHING = 0.2
 
 
 class _Ticket:
-    __slots__ = ("args", "done", "error", "function", "value")
+    __slots__ = ("args", "began", "done", "ended", "error", "function", "value")
 
     def __init__(self, function: Callable, args: tuple):
         self.function, self.args = function, args
         self.done = threading.Event()  # gevent's under gevent: set in the hub (_deliver)
         self.value = self.error = None
+        self.began = self.ended = 0.0  # perf_counter, in the hashing thread
 
 
 class HashQueue:
@@ -64,6 +66,7 @@ class HashQueue:
         as a whole when its first would wait past the budget: its own later hashes are its own
         work, and they take turns with other clients' like any others."""
         tickets = [_Ticket(function, args) for function, args in calls]
+        queued = time.perf_counter()
         with self._mutex:
             wait = self.expected_wait(client)
             if wait > self.budget:
@@ -88,6 +91,7 @@ class HashQueue:
             spawn(self._next)
         for ticket in tickets:
             ticket.done.wait()
+        _timed(queued, tickets)
         for ticket in tickets:
             if ticket.error is not None:
                 raise ticket.error
@@ -116,12 +120,13 @@ class HashQueue:
             else:
                 del self._lines[client]
             self._running += 1
-        started = time.perf_counter()
+        ticket.began = time.perf_counter()
         try:
             ticket.value = ticket.function(*ticket.args)
         except Exception as exc:  # handed to the request that asked, raised there
             ticket.error = exc
-        took = time.perf_counter() - started
+        ticket.ended = time.perf_counter()
+        took = ticket.ended - ticket.began
         with self._mutex:
             self._running -= 1
             self.hash_seconds += _SMOOTHING * (took - self.hash_seconds)
@@ -135,6 +140,16 @@ class HashQueue:
 
 
 _thread_state = threading.local()
+
+
+def _timed(queued: float, tickets: list[_Ticket]) -> None:
+    """The request's hash phases (Server-Timing, spans): waiting for its turn, then hashing
+    (a batch's hashes in parallel: from the first begun to the last ended)."""
+    began = min(ticket.began for ticket in tickets)
+    ended = max(ticket.ended for ticket in tickets)
+    count = {"dataservice.password_hashes": len(tickets)} if len(tickets) > 1 else None
+    tracing.interval(tracing.HASH_WAIT, "password hash wait", queued, began)
+    tracing.interval(tracing.HASH, "password hash", began, ended, count)
 
 
 def _deliver(ticket: _Ticket) -> None:

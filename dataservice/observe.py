@@ -15,7 +15,7 @@ from time import perf_counter, sleep, time
 
 from flask import Flask, g, has_request_context, request
 
-from . import logs, metrics
+from . import logs, metrics, tracing
 
 # Set in the WSGI environ of a batch's operations, which run inside the batch request.
 NESTED = "dataservice.batch_operation"
@@ -48,7 +48,7 @@ class Journal:
 
     def add(self, sample: tuple, now: float) -> None:
         """`sample`: (created, request_id, method, route, path, status, seconds, client,
-        endpoint)."""
+        endpoint, trace), `trace` the trace_id and span_id fields of the line (or None)."""
         self._pending.append(sample)
         if self.interval <= 0:
             self.flush(now)
@@ -65,29 +65,30 @@ class Journal:
         pending, written, catalog = self._pending, [], []
         while pending:
             try:
-                created, request_id, method, route, path, status, seconds, client, endpoint = (
-                    pending.popleft()
-                )
+                sample = pending.popleft()
             except IndexError:  # another thread wrote the last one
                 break
+            created, request_id, method, route, path, status, seconds, client, endpoint, trace = (
+                sample
+            )
             written.append((method, route, status, seconds))
             # The operationId: a catalog endpoint's is its query's name (counted on its own too).
             operation = endpoint.rpartition(".")[2] if endpoint else None
             if endpoint is not None and endpoint.startswith("catalog."):
                 catalog.append((operation, status))
-            logs.request_line(
-                created,
-                {
-                    "request_id": request_id,
-                    "method": method,
-                    "route": route,
-                    "operation": operation,
-                    "path": path,
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 2),
-                    "client": client,
-                },
-            )
+            fields = {
+                "request_id": request_id,
+                "method": method,
+                "route": route,
+                "operation": operation,
+                "path": path,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 2),
+                "client": client,
+            }
+            if trace:
+                fields.update(trace)
+            logs.request_line(created, fields)
         metrics.record_requests(written)
         if catalog:
             metrics.record_catalog_queries(catalog)
@@ -111,8 +112,10 @@ class Journal:
 
 def log_context() -> dict:
     """What a line logged during a request carries besides its own fields (logs.JsonFormatter):
-    the request's id, as the client got it."""
-    return {"request_id": g.get("request_id")} if has_request_context() else {}
+    the request's id, as the client got it, and its trace_id and span_id (tracing.py)."""
+    if not has_request_context():
+        return {}
+    return {"request_id": g.get("request_id"), **tracing.log_fields()}
 
 
 def init_app(app: Flask) -> None:
@@ -122,10 +125,13 @@ def init_app(app: Flask) -> None:
     journal = app.extensions["journal"] = Journal(
         app.extensions["db"], app.config["LOG_FLUSH_SECONDS"]
     )
+    # Spans and Server-Timing (tracing.py); None when both are off, so they cost nothing.
+    timing = tracing.init_app(app)
 
     @app.before_request
     def _start():
-        environ = request._get_current_object().environ
+        req = request._get_current_object()
+        environ = req.environ
         if NESTED in environ:
             return  # an operation of a batch: the batch request is the one timed and logged
         given = environ.get("HTTP_X_REQUEST_ID", "")
@@ -133,6 +139,10 @@ def init_app(app: Flask) -> None:
         context = g._get_current_object()
         context.started = perf_counter()
         context.request_id = request_id
+        if timing is not None:
+            rule = req.url_rule
+            route = rule.rule if rule is not None else metrics.UNMATCHED
+            timing.begin(environ, req.method, route, request_id)
 
     @app.after_request
     def _finish(response):
@@ -144,6 +154,11 @@ def init_app(app: Flask) -> None:
         seconds = now - getattr(context, "started", now)
         request_id = getattr(context, "request_id", "")
         response.headers["X-Request-ID"] = request_id
+        client = getattr(context, "client_name", None)
+        trace = None
+        if timing is not None:
+            trace = tracing.log_fields()
+            timing.finish(response, client)
         rule = req.url_rule
         sample = (
             time(),
@@ -153,8 +168,9 @@ def init_app(app: Flask) -> None:
             req.path,
             response.status_code,
             seconds,
-            getattr(context, "client_name", None),
+            client,
             req.endpoint,
+            trace,
         )
         journal.add(sample, now)
         return response

@@ -1,9 +1,9 @@
 -- The outbox and the change feed. See migrations/0005.create-events.sql for the ordering rule.
 
--- name: append_event(type, entity, entity_id, actor, data)!
+-- name: append_event(type, entity, entity_id, actor, data, trace_id)!
 -- Records one change; runs in the transaction that made the change.
-INSERT INTO events (type, entity, entity_id, actor, data)
-VALUES (:type, :entity, :entity_id, :actor, :data);
+INSERT INTO events (type, entity, entity_id, actor, data, trace_id)
+VALUES (:type, :entity, :entity_id, :actor, :data, :trace_id);
 
 -- name: announce_events()^
 -- Wakes the feed's long-polling readers in every worker and instance (they LISTEN on this
@@ -20,7 +20,7 @@ LISTEN dataservice_events;
 -- name: list_events(after_xid, after_id, types, limit)
 -- The next events in commit-safe order: after the cursor's (xid, id), and only from transactions
 -- older than every transaction still running, so none can still commit behind the cursor.
-SELECT id, xid::text::bigint AS xid, type, entity, entity_id, occurred_at, actor, data
+SELECT id, xid::text::bigint AS xid, type, entity, entity_id, occurred_at, actor, data, trace_id
   FROM events
  WHERE (xid, id) > (:after_xid::text::xid8, :after_id::bigint)
    AND xid < pg_snapshot_xmin(pg_current_snapshot())

@@ -63,7 +63,9 @@ def test_every_write_appends_its_event(client, db):
     assert events[0]["data"] == user
     assert events[1]["data"]["username"] == "renamed"
     assert events[3]["data"]["username"] == "renamed"  # a delete carries the user as it was
-    assert set(events[0]) == {"id", "type", "entity", "entity_id", "occurred_at", "actor", "data"}
+    fields = {"id", "type", "entity", "entity_id", "occurred_at", "actor", "data", "trace_id"}
+    assert set(events[0]) == fields
+    assert {e["trace_id"] for e in events} == {None}  # no traceparent sent, tracing off
     (raw,) = db.execute("SELECT string_agg(data::text, ' ') FROM events").fetchone()
     assert SECRET not in raw and "$2b$" not in raw and "argon2" not in raw
     assert "password" not in raw

@@ -70,12 +70,19 @@ ORG_FILTERS = {"slug_prefix": None, "created_after": None, "created_before": Non
 # Query name -> the parameter sets to plan it with (several where filters change the plan).
 SAMPLES = {
     "users.create_user": [
-        {"email": "new@example.com", "username": "new", "password_hash": SEEDED_HASH, "actor": "a"}
+        {
+            "email": "new@example.com",
+            "username": "new",
+            "password_hash": SEEDED_HASH,
+            "actor": "a",
+            "trace_id": None,
+        }
     ],
     "users.create_users": [
         {
             "users": Jsonb([{"email": "a@x.io", "username": "a_x", "password_hash": SEEDED_HASH}]),
             "actor": "a",
+            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
         }
     ],
     "users.get_user_by_id": [{"user_id": 50_000}],
@@ -128,8 +135,16 @@ SAMPLES = {
     ],
     "users.count_users": [NO_FILTERS, {**NO_FILTERS, "username_prefix": "zoe_silva9"}],
     "events.append_event": [
-        {"type": "user.created", "entity": "user", "entity_id": 1, "actor": None, "data": "{}"}
+        {
+            "type": "user.created",
+            "entity": "user",
+            "entity_id": 1,
+            "actor": None,
+            "data": "{}",
+            "trace_id": None,
+        }
     ],
+    "session.tag_connection": [{"name": "dataservice 4bf92f3577b34da6a3ce929d0e0e4736"}],
     "events.list_events": [
         {"after_xid": 0, "after_id": 0, "types": None, "limit": 100},
         {"after_xid": 0, "after_id": 0, "types": ["user.deleted"], "limit": 100},

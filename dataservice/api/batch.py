@@ -29,7 +29,7 @@ from flask import Response, current_app, request
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from .. import db
+from .. import db, tracing
 from ..auth import Forbidden, has_scope, requires
 from ..errors import PROBLEM_BASE, ServiceError
 from ..observe import NESTED
@@ -100,15 +100,25 @@ def _dispatch(index: int, operation: dict) -> tuple[int, object]:
     headers.update(operation.get("headers", {}))
     body = operation.get("body")
     data = None if body is None and operation["method"] == "DELETE" else json.dumps(body)
-    with current_app.test_request_context(
-        operation["path"],
-        method=operation["method"],
-        data=data,
-        headers=headers,
-        content_type="application/json" if data is not None else None,
-        environ_overrides={NESTED: index},
+    attributes = {"dataservice.batch.index": index, "http.request.method": operation["method"]}
+    with (
+        tracing.phase(None, f"batch operation {index}", attributes) as timed,
+        current_app.test_request_context(
+            operation["path"],
+            method=operation["method"],
+            data=data,
+            headers=headers,
+            content_type="application/json" if data is not None else None,
+            environ_overrides={NESTED: index},
+        ),
     ):
         response = current_app.full_dispatch_request()
+        rule = request.url_rule  # the operation's, known once it is matched
+        if rule is not None:
+            timed.describe(
+                f"batch operation {index}: {operation['method']} {rule.rule}",
+                **{"http.route": rule.rule, "http.response.status_code": response.status_code},
+            )
     payload = orjson.loads(response.get_data()) if response.get_data() else None
     if not 200 <= response.status_code < 300:
         raise OperationFailed(index, response, payload if isinstance(payload, dict) else {})
@@ -203,13 +213,23 @@ def _bulk_run(view, run: list[tuple[int, dict]]) -> list[tuple[int, object]]:
     """A run of operations on one `@bulk` endpoint in one call. When any of them would fail, the
     run is undone (a savepoint) and replayed one operation at a time, so the failure is
     reported exactly as the single endpoint reports it, with its index."""
+    first, method = run[0][0], run[0][1]["method"]
+    attributes = {
+        "dataservice.batch.index": first,
+        "dataservice.batch.operations": len(run),
+        "http.request.method": method,
+    }
+    # One span for the run (its operations are one statement), named by its first and last
+    # and by the endpoint (its path may hold values).
+    name = f"batch operations {first}-{run[-1][0]}: {view.__name__}"
     try:
-        missing = [scope for scope in view.required_scopes if not has_scope(scope)]
-        if missing:
-            raise Forbidden(missing)
-        bodies = view.bulk.schema.load([operation.get("body") for _, operation in run])
-        with db.transaction() as conn, conn.transaction():  # a savepoint in the batch's
-            written = view.bulk.write(conn, bodies)
+        with tracing.phase(None, name, attributes):
+            missing = [scope for scope in view.required_scopes if not has_scope(scope)]
+            if missing:
+                raise Forbidden(missing)
+            bodies = view.bulk.schema.load([operation.get("body") for _, operation in run])
+            with db.transaction() as conn, conn.transaction():  # a savepoint in the batch's
+                written = view.bulk.write(conn, bodies)
         return [(view.bulk.status, body) for body in written]
     except (ValidationError, ServiceError):
         return [_dispatch(index, operation) for index, operation in run]

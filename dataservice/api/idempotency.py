@@ -14,7 +14,7 @@ from functools import wraps
 import psycopg
 from flask import Response, current_app, g, request
 
-from .. import db
+from .. import db, tracing
 from ..errors import BadRequest, IdempotencyKeyInProgress, IdempotencyKeyReused
 from ..store import idempotency as store
 from .prehash import prehash
@@ -59,10 +59,11 @@ def idempotent(view):
             except psycopg.errors.QueryCanceled:  # waited a statement timeout for the first one
                 raise IdempotencyKeyInProgress() from None
             if not claimed:
-                record = store.get(conn, client=client, key=key)
-                if bytes(record["request_hash"]) != request_hash:
-                    raise IdempotencyKeyReused()
-                return _replay(record)
+                with tracing.phase(None, "idempotent replay"):
+                    record = store.get(conn, client=client, key=key)
+                    if bytes(record["request_hash"]) != request_hash:
+                        raise IdempotencyKeyReused()
+                    return _replay(record)
             response = current_app.make_response(view(*args, **kwargs))
             if not 200 <= response.status_code < 300:
                 raise _Failed(response)  # roll back: a failed request records nothing

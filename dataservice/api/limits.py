@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from flask import Flask, Request, after_this_request, g, request
 
-from .. import metrics
+from .. import metrics, tracing
 from ..admission import Limits
 from ..errors import Busy, RateLimited
 from ..observe import NESTED
@@ -25,7 +25,8 @@ def init_app(app: Flask) -> Callable[[Request, Limits], None]:
         if NESTED in req.environ:
             return  # an operation of a batch: the batch request was admitted
         client = g.client_name
-        status = admission.admit(client, limits)
+        with tracing.phase(tracing.ADMISSION, "admission"):
+            status = admission.admit(client, limits)
         if not (status or limits.in_flight):
             return
 

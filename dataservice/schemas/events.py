@@ -54,6 +54,16 @@ class EventOut(Schema):
     occurred_at = UtcDateTime(required=True)
     actor = fields.String(allow_none=True)
     data = fields.Dict(required=True)
+    trace_id = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The W3C trace id (32 hex digits) of the request that made the "
+            "change: its OpenTelemetry trace, or the trace its traceparent header named; null "
+            "when neither.",
+            "pattern": "^[0-9a-f]{32}$",
+            "example": "4bf92f3577b34da6a3ce929d0e0e4736",
+        },
+    )
 
 
 class EventPage(Schema):

@@ -8,6 +8,8 @@ documentation (the database checks only their shape, migration 0012).
 import psycopg
 from psycopg.types.json import Jsonb
 
+from .. import tracing
+
 # A resource declares its event types here, next to the outbox that records them.
 from ..event_types import TYPES, declare  # noqa: F401
 from ..queries import queries
@@ -26,7 +28,13 @@ def append(
         raise ValueError(f"undeclared event type {type!r}")
     entity = type.split(".", 1)[0]
     queries.events.append_event(
-        conn, type=type, entity=entity, entity_id=entity_id, actor=actor, data=Jsonb(data)
+        conn,
+        type=type,
+        entity=entity,
+        entity_id=entity_id,
+        actor=actor,
+        data=Jsonb(data),
+        trace_id=tracing.trace_id(),  # the request's, if it has one (tracing.py)
     )
 
 

@@ -13,6 +13,7 @@ from datetime import datetime
 import psycopg
 from aiosql.types import QueryFn
 
+from .. import tracing
 from ..errors import InvalidCursor
 
 
@@ -48,7 +49,8 @@ class Listing:
             params[f"after_{key}"] = _read(key, value)
         # Unprepared on purpose: a prepared (generic) plan could not drop the filters that are
         # off or use a prefix index, so each call is planned with its real values.
-        return conn.execute(chosen.query.sql, params, prepare=False).fetchall()
+        with tracing.statement(chosen.query.__name__):
+            return conn.execute(chosen.query.sql, params, prepare=False).fetchall()
 
     def position(self, sort: str, row: dict) -> list:
         """The keyset position of `row` under `sort`, as a cursor stores it."""

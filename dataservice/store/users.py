@@ -3,7 +3,7 @@
 import psycopg
 from psycopg.types.json import Jsonb
 
-from .. import integrity
+from .. import integrity, tracing
 from ..queries import queries
 from . import events
 from .pages import Listing, Sort
@@ -37,7 +37,12 @@ def create_user(
 ) -> dict:
     """Inserts the user and its user.created event in one statement (atomic by itself)."""
     return q.create_user(
-        conn, email=email, username=username, password_hash=password_hash, actor=actor
+        conn,
+        email=email,
+        username=username,
+        password_hash=password_hash,
+        actor=actor,
+        trace_id=tracing.trace_id(),
     )
 
 
@@ -45,7 +50,7 @@ def create_users(conn: psycopg.Connection, users: list[dict], actor: str | None)
     """Inserts every {email, username, password_hash} and its user.created event in one
     statement; returns each user as the API shows it (its event's data), in the order given.
     A clash anywhere (also between two of them) fails the lot."""
-    rows = q.create_users(conn, users=Jsonb(users), actor=actor)
+    rows = q.create_users(conn, users=Jsonb(users), actor=actor, trace_id=tracing.trace_id())
     by_username = {row["username"]: row["data"] for row in rows}
     return [by_username[u["username"]] for u in users]
 
