@@ -3,6 +3,7 @@
 The README's configuration table lists the same names; a test keeps the two in step.
 """
 
+import multiprocessing
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,9 +26,15 @@ def _optional_positive_int(text: str) -> int | None:
 
 
 def _hash_concurrency(text: str) -> int:
-    # Unset: the cores this process may run on (an idle instance hashes on all of them; under
-    # contention the nice value keeps hashing behind the rest: docs/benchmarks.md).
-    return _positive_int(text) if text else max(1, len(os.sched_getaffinity(0)))
+    # Unset: the cores this process may run on shared among gunicorn's workers (WEB_WORKERS,
+    # one per CPU by default: gunicorn.conf.py), so that the whole instance hashes in as many
+    # threads as cores. An idle instance hashes on all of them (the workers take the requests
+    # in turn); more threads than cores made every hash beside a flood slower, and a single
+    # login waited past issue 25's bound (docs/benchmarks.md, ninth round).
+    if text:
+        return _positive_int(text)
+    workers = int(os.environ.get("WEB_WORKERS") or multiprocessing.cpu_count())
+    return max(1, len(os.sched_getaffinity(0)) // max(1, workers))
 
 
 def _nice(text: str) -> int:
@@ -156,7 +163,7 @@ SETTINGS = (
         "",
         _hash_concurrency,
         "Threads hashing passwords (verify, create, change) in each worker process, served "
-        "fairly by client; unset: the cores.",
+        "fairly by client; unset: the cores over WEB_WORKERS.",
     ),
     Setting(
         "PASSWORD_HASH_WAIT_MS",

@@ -8,8 +8,9 @@ single login behind all of it. A request waits while its expected wait fits the 
 hash (a moving average), over the hashing threads. Past the budget it is refused at once
 (503 busy) with a Retry-After from the same estimate.
 
-The hashes run in native threads (PASSWORD_HASH_CONCURRENCY of them, the cores by default) at a
-raised nice value: when nothing else wants the cores hashing takes all of them, and when other
+The hashes run in native threads (PASSWORD_HASH_CONCURRENCY of them, by default the cores over
+the workers: as many as cores on the instance) at a raised nice value: when nothing else wants
+the cores hashing takes all of them, and when other
 requests want them the scheduler gives hashing a small share (nice 10 weighs about a tenth of
 nice 0). Under gevent they are gevent's native threads: argon2-cffi and bcrypt release the GIL,
 so the worker's other requests go on meanwhile.
