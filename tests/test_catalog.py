@@ -210,7 +210,9 @@ def test_transfer_with_an_idempotency_key_replays_its_answer(client, acme, users
     )
 
 
-def test_transfer_in_a_batch_to_a_member_added_by_a_reference(client, acme, users, db):
+def add_member_then_transfer(client, acme, users, from_user: int):
+    """A batch: users[3] joins `acme`, then ownership moves from `from_user` to them (a
+    reference to the first operation's result)."""
     operations = [
         {
             "method": "PUT",
@@ -220,10 +222,14 @@ def test_transfer_in_a_batch_to_a_member_added_by_a_reference(client, acme, user
         {
             "method": "POST",
             "path": f"/api/v1/organizations/{acme}/transfer-ownership",
-            "body": {"from_user_id": users[0], "to_user_id": {"$ref": "/0/body/user_id"}},
+            "body": {"from_user_id": from_user, "to_user_id": {"$ref": "/0/body/user_id"}},
         },
     ]
-    response = client.post("/api/v1/batch", json={"operations": operations})
+    return client.post("/api/v1/batch", json={"operations": operations})
+
+
+def test_transfer_in_a_batch_to_a_member_added_by_a_reference(client, acme, users, db):
+    response = add_member_then_transfer(client, acme, users, users[0])
     assert response.status_code == 200, response.get_json()
     results = response.get_json()["results"]
     assert results[1] == {
@@ -234,19 +240,7 @@ def test_transfer_in_a_batch_to_a_member_added_by_a_reference(client, acme, user
 
 
 def test_a_failing_transfer_rolls_back_its_batch(client, acme, users, db):
-    operations = [
-        {
-            "method": "PUT",
-            "path": f"/api/v1/organizations/{acme}/members/{users[3]}",
-            "body": {"role": "member"},
-        },
-        {
-            "method": "POST",
-            "path": f"/api/v1/organizations/{acme}/transfer-ownership",
-            "body": {"from_user_id": users[2], "to_user_id": {"$ref": "/0/body/user_id"}},
-        },
-    ]
-    response = client.post("/api/v1/batch", json={"operations": operations})
+    response = add_member_then_transfer(client, acme, users, users[2])
     assert response.status_code == 409
     assert response.get_json()["index"] == 1
     count = "SELECT count(*) FROM memberships WHERE user_id = %s"
