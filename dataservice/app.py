@@ -7,11 +7,11 @@ dataservice/serving/): each worker imports it after the fork, once gevent has pa
 
 from flask import Flask
 
-from . import api, auth, db, logs, metrics, migration_ids, notifier, observe, replica, tracing
+from . import api, db, logs, metrics, migration_ids, notifier, observe, replica, tracing
 from . import config as config_module
 from .admission import Admission
 from .api import catalog as catalog_api
-from .api import idempotency, limits, problems
+from .api import idempotency, pipeline, problems
 from .api.converters import BigintConverter, SlugConverter, bigint_schema, slug_schema
 from .catalog import Catalog, collisions_with
 from .jsonprovider import OrjsonProvider
@@ -63,10 +63,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["admission"] = Admission(app.config)
     app.extensions["hasher"] = Hasher(app.config)
     app.extensions["migrations"] = migration_ids()
-    observe.init_app(app)  # first request hooks: request id, clock; metrics and log line last
-    # After observe: a 401 or 429 still gets its request id and log line.
-    auth.init_app(app, admit=limits.init_app(app))
-    replica.init_app(app)
+    if app.config["DATABASE_REPLICA_URL"]:
+        app.extensions["replica"] = replica.Replica(app.config, app.extensions["db"])
+    pipeline.init_app(app)  # what happens around every view, in order (the only request hooks)
 
     app.url_map.converters.update(bigint=BigintConverter, slug=SlugConverter)
     spec = ServiceApi(app)

@@ -14,10 +14,9 @@ import hmac
 import re
 import secrets
 import threading
-from collections.abc import Callable
 from time import monotonic
 
-from flask import Flask, Request, g, request
+from flask import Flask, g
 from flask_smorest import Blueprint as SmorestBlueprint
 
 from . import db, tracing
@@ -105,7 +104,7 @@ def _client_for(token: str, cache: TokenCache) -> tuple[float, str, frozenset, L
     digest = token_hash(token)
     with (
         tracing.phase(tracing.AUTH, "authenticate"),  # a cache miss: the database is asked
-        db.get().connection() as conn,  # the primary: a new token must work at once
+        db.primary() as conn,  # not a replica: a new token must work at once
     ):
         client = store.get_active_by_token_hash(conn, digest)
     # The lookup was by hash already; compare again in constant time, as a second lock.
@@ -152,26 +151,4 @@ def has_scope(scope: str) -> bool:
     return scope in g.get("scopes", ())
 
 
-def init_app(app: Flask, admit: Callable[[Request, Limits], None]) -> None:
-    """`admit(request, limits)` is called for each authenticated API request of a client with
-    limits (api/limits.py); in this hook, not one of its own, because a hook costs every
-    request (about 10k instructions each, 0.6% of a GET) and most clients' requests need none."""
-    cache = app.extensions["token_cache"] = TokenCache(app.config["AUTH_CACHE_SECONDS"])
-
-    @app.before_request
-    def _authenticate():
-        req = request._get_current_object()  # once: each proxy access costs (see observe.py)
-        view = app.view_functions.get(req.endpoint or "")
-        if view is None:
-            return  # no such route: the 404 or 405 needs no credentials
-        if req.path.startswith("/api/"):
-            # An endpoint that forgot to declare its scopes is closed to everybody.
-            scopes = getattr(view, "required_scopes", (_UNDECLARED,))
-            limits = authenticate(req.environ, cache, scopes)
-            if limits is not UNLIMITED:
-                admit(req, limits)
-        elif req.endpoint == "metrics.metrics" and app.config["METRICS_REQUIRE_TOKEN"]:
-            authenticate(req.environ, cache, ())
-
-
-_UNDECLARED = "(an endpoint without declared scopes)"
+UNDECLARED = ("(an endpoint without declared scopes)",)  # what no token has: fail closed

@@ -208,7 +208,7 @@ def _migration_failure(exc: MigrationFailed, lock_ms: int, statement_ms: int) ->
 def prune():
     """Delete expired idempotency records and change-feed events past their retention."""
     retention = current_app.config["EVENT_RETENTION_DAYS"] * 86400
-    with db.transaction() as conn:
+    with db.write() as conn:
         keys = idempotency_store.prune(conn)
         old_events = events_store.prune(conn, retention)
     click.echo(f"pruned {keys} idempotency record(s) and {old_events} event(s)")
@@ -294,7 +294,7 @@ def create_client(name, scopes, rate, burst, in_flight, unlimited):
     limits = _limits(rate, burst, in_flight, unlimited, DEFAULT_LIMITS)
     token = auth.new_token()
     try:
-        with db.transaction() as conn:
+        with db.write() as conn:
             clients_store.create(
                 conn,
                 name=name,
@@ -319,7 +319,7 @@ def client_limits(name, rate, burst, in_flight, unlimited):
     keep their value; --unlimited removes both limits."""
     if not (rate or burst or in_flight or unlimited):
         raise click.UsageError("give --rate (and --burst), --in-flight, or --unlimited")
-    with db.transaction() as conn:
+    with db.write() as conn:
         current = next((c for c in clients_store.all_clients(conn) if c["name"] == name), None)
         if current is None or current["revoked_at"] is not None:
             raise click.ClickException(f"no active client named {name}")
@@ -359,7 +359,7 @@ def list_scopes():
 @with_database
 def list_clients():
     """List clients (never their tokens)."""
-    with db.connection() as conn:
+    with db.read() as conn:
         rows = clients_store.all_clients(conn)
     for row in rows:
         state = f"revoked {row['revoked_at']:%Y-%m-%d %H:%M}" if row["revoked_at"] else "active"
@@ -374,7 +374,7 @@ def list_clients():
 @with_database
 def revoke_client(name):
     """Revoke a client's token (effective within AUTH_CACHE_SECONDS everywhere)."""
-    with db.transaction() as conn:
+    with db.write() as conn:
         revoked = clients_store.revoke(conn, name)
     if revoked is None:
         raise click.ClickException(f"no active client named {name}")
@@ -399,9 +399,9 @@ def revoke_client(name):
 def seed(count, organizations):
     """Load COUNT realistic fake users quickly (COPY), for demos and benchmarks."""
     bar = click.progressbar(length=count, label="seeding users", file=sys.stderr)
-    with db.transaction() as conn, bar:
+    with db.write() as conn, bar:
         seeding.seed(conn, count, organizations, progress=bar.update)
-    with db.connection() as conn:
+    with db.read() as conn:
         if not seeding.refresh_statistics(conn):
             click.echo("not the table's owner: statistics are left to autovacuum", err=True)
     click.echo(f"seeded {count} users and {organizations} organizations")

@@ -18,7 +18,7 @@ from time import monotonic
 
 import orjson
 import psycopg
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, g
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_dumps, set_json_loads
@@ -362,11 +362,53 @@ def get() -> Database:
     return current_app.extensions["db"]
 
 
+# The verbs a view uses, one meaning each. Where a request reads from is decided before its view
+# runs, by the request pipeline (api/pipeline.py): `g.replica` is the replica that may answer its
+# reads, or None for the primary. Outside a request (the CLI) everything goes to the primary.
+
+
+def read():
+    """A connection for this request's reads: its transaction when one is open (so a batch's
+    operation sees the writes before it), else the replica the pipeline chose (it falls back to
+    the primary when the replica is behind), else the primary in autocommit."""
+    context = g._get_current_object()  # once: each proxy access costs (see api/pipeline.py)
+    shared = getattr(context, "request_conn", None)
+    if shared is not None:
+        return _failures_mapped(shared, get().on_error)
+    replica = getattr(context, "replica", None)
+    if replica is not None:
+        return replica.read_connection(context.min_data_version)
+    return get().connection()
+
+
+def write():
+    """A transaction for this request's writes: its transaction when one is open (a batch, an
+    idempotent request: everything commits together), else a new one, committed when the
+    block ends cleanly and rolled back on any error."""
+    shared = g.get("request_conn")
+    return _failures_mapped(shared, get().on_error) if shared is not None else get().transaction()
+
+
+@contextmanager
+def savepoint() -> Iterator[psycopg.Connection]:
+    """A savepoint in this request's transaction, which must be open: the block's writes are
+    undone on an error while the transaction goes on (a batch's bulk run)."""
+    conn = g.request_conn
+    with _failures_mapped(conn, get().on_error), conn.transaction():
+        yield conn
+
+
+def primary():
+    """A primary connection in autocommit, never the request's transaction: for what must see
+    the latest committed state whatever the request does (a new token, a write's data version)."""
+    return get().connection()
+
+
 @contextmanager
 def request_transaction() -> Iterator[psycopg.Connection]:
-    """One transaction for everything the rest of this request does: `connection()` and
-    `transaction()` hand out its connection until the block ends. Idempotency records and
-    batches use it so that several operations and their bookkeeping commit together."""
+    """Opens the request's transaction: `read()` and `write()` hand out its connection until the
+    block ends, so several operations and their bookkeeping commit together (idempotency
+    records, batches)."""
     if g.get("request_conn") is not None:  # already inside one (a batch sent with a key)
         yield g.request_conn
         return
@@ -376,22 +418,3 @@ def request_transaction() -> Iterator[psycopg.Connection]:
             yield conn
         finally:
             g.request_conn = None
-
-
-def connection():
-    """A connection for reads, and for writes of one statement (atomic by itself): the
-    request's transaction when one is open; for a GET, the replica when one is configured and
-    fresh enough (see replica.py); else the primary, in autocommit."""
-    shared = g.get("request_conn")
-    if shared is not None:
-        return _failures_mapped(shared, get().on_error)  # a batch operation's, too
-    replica = current_app.extensions.get("replica")
-    if replica is not None and request.method in ("GET", "HEAD"):
-        return replica.read_connection(get())
-    return get().connection()
-
-
-def transaction():
-    """A transaction for writes: the request's when one is open, else a new one."""
-    shared = g.get("request_conn")
-    return _failures_mapped(shared, get().on_error) if shared is not None else get().transaction()

@@ -16,11 +16,10 @@ import threading
 import time
 
 import psycopg
-from flask import Flask, request
+from flask import Flask
 
 from .db import libpq_url
 from .errors import Unavailable
-from .observe import NESTED
 from .store import events
 from .workers import cooperative
 
@@ -129,20 +128,8 @@ class ChangeNotifier:
 
 
 def init_app(app: Flask) -> None:
-    notifier = app.extensions["notifier"] = ChangeNotifier(
+    app.extensions["notifier"] = ChangeNotifier(
         libpq_url(app.config["DATABASE_LISTEN_URL"] or app.config["DATABASE_URL"]),
         max_waiters=app.config["EVENTS_MAX_WAITERS"] or (64 if cooperative() else 2),
         database=app.extensions["db"],
     )
-
-    @app.after_request
-    def _announce_events(response):
-        # A write answered 2xx has committed, and with it its events (handlers commit before
-        # the response is built). A batch's operations are announced once, by the batch.
-        if (
-            request.method not in ("GET", "HEAD", "OPTIONS")
-            and 200 <= response.status_code < 300
-            and NESTED not in request.environ
-        ):
-            notifier.announce()
-        return response

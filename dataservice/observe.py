@@ -1,24 +1,21 @@
 """What every request leaves behind: a request id (the client's X-Request-ID when it is sane, else
-a new one), echoed in the response; a sample in the metrics; one JSON log line.
+a new one), echoed in the response; a sample in the metrics; one JSON log line (the request
+pipeline, api/pipeline.py, calls this at steps 1 and 9).
 
-This runs on every request, so it reads each request attribute once, through the real objects
-rather than Flask's context proxies (about a microsecond per proxy access here). The metric
-update and the log line are not made by the request itself: it leaves a tuple in the worker's
-Journal, which turns many of them into metrics and lines in one pass (see Journal).
+The metric update and the log line are not made by the request itself: it leaves a tuple in the
+worker's Journal, which turns many of them into metrics and lines in one pass (see Journal).
 """
 
 import os
 import re
 import threading
 from collections import deque
-from time import perf_counter, sleep, time
+from time import perf_counter, sleep
 
-from flask import Flask, g, has_request_context, request
+from flask import g, has_request_context
 
 from . import logs, metrics, tracing
 
-# Set in the WSGI environ of a batch's operations, which run inside the batch request.
-NESTED = "dataservice.batch_operation"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
@@ -118,59 +115,7 @@ def log_context() -> dict:
     return {"request_id": g.get("request_id"), **tracing.log_fields()}
 
 
-def init_app(app: Flask) -> None:
-    """Call before anything else registers request hooks: the clock must start first, and the
-    sample must be taken last (Flask runs after_request hooks in reverse order of
-    registration), so it sees the status any other hook set."""
-    journal = app.extensions["journal"] = Journal(
-        app.extensions["db"], app.config["LOG_FLUSH_SECONDS"]
-    )
-    # Spans and Server-Timing (tracing.py); None when both are off, so they cost nothing.
-    timing = tracing.init_app(app)
-
-    @app.before_request
-    def _start():
-        req = request._get_current_object()
-        environ = req.environ
-        if NESTED in environ:
-            return  # an operation of a batch: the batch request is the one timed and logged
-        given = environ.get("HTTP_X_REQUEST_ID", "")
-        request_id = given if _REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
-        context = g._get_current_object()
-        context.started = perf_counter()
-        context.request_id = request_id
-        if timing is not None:
-            rule = req.url_rule
-            route = rule.rule if rule is not None else metrics.UNMATCHED
-            timing.begin(environ, req.method, route, request_id)
-
-    @app.after_request
-    def _finish(response):
-        req = request._get_current_object()
-        if NESTED in req.environ:
-            return response
-        now = perf_counter()
-        context = g._get_current_object()
-        seconds = now - getattr(context, "started", now)
-        request_id = getattr(context, "request_id", "")
-        response.headers["X-Request-ID"] = request_id
-        client = getattr(context, "client_name", None)
-        trace = None
-        if timing is not None:
-            trace = tracing.log_fields()
-            timing.finish(response, client)
-        rule = req.url_rule
-        sample = (
-            time(),
-            request_id,
-            req.method,
-            rule.rule if rule is not None else metrics.UNMATCHED,
-            req.path,
-            response.status_code,
-            seconds,
-            client,
-            req.endpoint,
-            trace,
-        )
-        journal.add(sample, now)
-        return response
+def request_id(environ: dict) -> str:
+    """The client's X-Request-ID when it is sane, else a new one."""
+    given = environ.get("HTTP_X_REQUEST_ID", "")
+    return given if _REQUEST_ID.fullmatch(given) else os.urandom(16).hex()

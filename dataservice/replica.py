@@ -23,11 +23,9 @@ from contextlib import contextmanager
 from time import monotonic
 
 import psycopg
-from flask import Flask, g, request
 
 from . import db
 from .errors import BadRequest, Unavailable
-from .observe import NESTED
 from .store import replica as store
 
 log = logging.getLogger(__name__)
@@ -114,10 +112,12 @@ class Replica:
         return None
 
     @contextmanager
-    def read_connection(self, primary: db.Database) -> Iterator[psycopg.Connection]:
-        conn = self._borrow(g.get("min_data_version"))
+    def read_connection(self, min_version: str | None) -> Iterator[psycopg.Connection]:
+        """A replica connection when the replica is fresh and has replayed `min_version` (a
+        client's X-Min-Data-Version), else a primary one."""
+        conn = self._borrow(min_version)
         if conn is None:
-            with primary.connection() as conn:
+            with self.primary.connection() as conn:
                 yield conn
             return
         with self.database.lent(conn):
@@ -127,30 +127,22 @@ class Replica:
         self.database.close()
 
 
-def init_app(app: Flask) -> None:
-    @app.before_request
-    def _min_data_version():
-        version = request.environ.get(_MIN_DATA_VERSION_KEY)  # the header, without EnvironHeaders
-        if version is not None and not _LSN.fullmatch(version):
-            raise BadRequest(
-                f"{MIN_DATA_VERSION} must be a data version this service returned (like 0/16B3748)"
-            )
-        g.min_data_version = version
+def min_data_version(environ: dict) -> str | None:
+    """The request's X-Min-Data-Version, checked: a 400 unless it is a data version."""
+    version = environ.get(_MIN_DATA_VERSION_KEY)  # the header, without EnvironHeaders
+    if version is not None and not _LSN.fullmatch(version):
+        raise BadRequest(
+            f"{MIN_DATA_VERSION} must be a data version this service returned (like 0/16B3748)"
+        )
+    return version
 
-    if not app.config["DATABASE_REPLICA_URL"]:
-        return
-    app.extensions["replica"] = Replica(app.config, app.extensions["db"])
 
-    @app.after_request
-    def _data_version(response):
-        if (
-            request.method not in ("GET", "HEAD")
-            and 200 <= response.status_code < 300
-            and NESTED not in request.environ
-        ):
-            try:
-                with db.get().connection() as conn:
-                    response.headers[DATA_VERSION] = store.current_lsn(conn)
-            except Unavailable:  # the write is committed; only the token is missing
-                log.warning("no %s for a committed write: the primary did not answer", DATA_VERSION)
-        return response
+def data_version(database: db.Database) -> str | None:
+    """The primary's WAL position now, for a committed write's X-Data-Version (None when the
+    primary does not answer: the write is committed; only the token is missing)."""
+    try:
+        with database.connection() as conn:
+            return store.current_lsn(conn)
+    except Unavailable:
+        log.warning("no %s for a committed write: the primary did not answer", DATA_VERSION)
+        return None

@@ -32,10 +32,10 @@ from werkzeug.exceptions import HTTPException
 from .. import db, tracing
 from ..auth import Forbidden, has_scope, requires
 from ..errors import PROBLEM_BASE, ServiceError
-from ..observe import NESTED
 from ..schemas.batch import PATH_PATTERN, BatchRequest, BatchResult
 from .idempotency import idempotent
 from .parsing import Blueprint
+from .pipeline import NESTED
 from .prehash import prehash
 
 blp = Blueprint(
@@ -228,7 +228,7 @@ def _bulk_run(view, run: list[tuple[int, dict]]) -> list[tuple[int, object]]:
             if missing:
                 raise Forbidden(missing)
             bodies = view.bulk.schema.load([operation.get("body") for _, operation in run])
-            with db.transaction() as conn, conn.transaction():  # a savepoint in the batch's
+            with db.savepoint() as conn:  # undone alone when the run is replayed
                 written = view.bulk.write(conn, bodies)
         return [(view.bulk.status, body) for body in written]
     except (ValidationError, ServiceError):

@@ -30,6 +30,7 @@ from ..store import events
 from . import cursors
 from .idempotency import idempotent
 from .parsing import Blueprint
+from .pipeline import reads_primary
 
 LIST_MAX = 1000  # a list without a page answers at most this many rows
 _PATH_TEXT_MAX = 1000
@@ -148,14 +149,6 @@ class _Rows:
         return self.rows[:size]
 
 
-def _reading(query: Query):
-    """The replica only when the header allows it (db.connection() then chooses); a batch's or
-    an idempotent request's transaction when one is open; else the primary."""
-    if query.replica or g.get("request_conn") is not None:
-        return db.connection()
-    return db.get().connection()
-
-
 def _json_ready(value):
     if isinstance(value, dict):
         return {key: _json_ready(item) for key, item in value.items()}
@@ -222,7 +215,7 @@ def _view(query: Query, description: Description, row_schema: type[Schema]):
         fingerprint = cursors.fingerprint({"query": query.name, **_json_ready(params)})
         position = cursors.decode(cursor, fingerprint) if cursor else [None] * len(query.page)
         params.update(_after(query, description, position), limit=limit + 1)
-        with _reading(query) as conn:
+        with db.read() as conn:
             rows = _execute(conn, query, params).fetchall()
         result = {"items": rows[:limit], "next_cursor": None}
         if len(rows) > limit:
@@ -232,7 +225,7 @@ def _view(query: Query, description: Description, row_schema: type[Schema]):
         return result
 
     def read(params: dict):
-        with _reading(query) as conn:
+        with db.read() as conn:
             cursor = _execute(conn, query, params)
             if query.shape == "one":
                 return _checked(query, cursor.fetchone())
@@ -240,7 +233,7 @@ def _view(query: Query, description: Description, row_schema: type[Schema]):
         return {"items": rows[:LIST_MAX], "truncated": len(rows) > LIST_MAX}
 
     def write(params: dict):
-        with db.transaction() as conn:
+        with db.write() as conn:
             cursor = _execute(conn, query, params)
             row = _checked(query, cursor.fetchone()) if query.shape == "one" else None
             if query.shape == "list":
@@ -311,7 +304,7 @@ def _undescribed(blp: Blueprint, catalog: Catalog, query: Query):
     def view(**path):
         if not built:
             try:
-                with db.get().connection() as conn:
+                with db.primary() as conn:
                     description = catalog.described(query, conn)
             except (psycopg.Error, Undescribed) as exc:
                 raise Unavailable(f"{query.name} is not described yet: {exc}") from None
@@ -347,6 +340,8 @@ def blueprint(catalog: Catalog) -> Blueprint:
                 re.sub(r"\{(\w+)\}", r"<catalog_text:\1>", query.route),
             )
         view = requires(*query.scopes)(view)
+        if not query.replica:  # its header does not allow one
+            view = reads_primary(view)
         blp.route(rule, methods=[query.method], endpoint=query.name)(view)
         if query.event:
             entity, action = query.event[0].split(".")

@@ -40,7 +40,7 @@ def list_events(args):
     try:
         while True:
             seen = notifier.generation
-            with db.get().connection() as conn:  # the primary: see the note above
+            with db.primary() as conn:  # the primary: see the note above
                 items = store.after(conn, position, types=types, limit=args["limit"])
             remaining = deadline - time.monotonic()
             if items or remaining <= 0:

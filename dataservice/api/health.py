@@ -29,7 +29,7 @@ def health():
 def ready():
     """Readiness: the database answers and the schema is at the head migration."""
     try:
-        with db.connection() as conn:
+        with db.read() as conn:
             applied = store.applied_migrations(conn)
             undescribed = (
                 current_app.extensions["catalog"].failures(conn)

@@ -46,7 +46,7 @@ LAST_OWNER = "It would leave the organization without an owner (last-owner)."
 @links(201, get_member=_THE_MEMBERSHIP, delete_member=_THE_MEMBERSHIP)
 def put_member(data, organization_id, user_id):
     """Make a user a member of an organization with this role (200 when they were one)."""
-    with db.transaction() as conn:
+    with db.write() as conn:
         membership, change = store.put(conn, organization_id, user_id, data["role"], if_match())
         if change is not None:
             MEMBERSHIPS.record(conn, f"membership.{change}", membership)
@@ -63,7 +63,7 @@ def put_member(data, organization_id, user_id):
 @blp.response(200, MembershipOut, headers=ETAG_HEADER)
 def get_member(organization_id, user_id):
     """Get one membership."""
-    with db.connection() as conn:
+    with db.read() as conn:
         return MEMBERSHIPS.read(store.get(conn, organization_id, user_id))
 
 
@@ -74,7 +74,7 @@ def get_member(organization_id, user_id):
 @blp.alt_response(409, description=LAST_OWNER)
 def delete_member(organization_id, user_id):
     """Remove a user from an organization."""
-    with db.transaction() as conn:
+    with db.write() as conn:
         membership = store.remove(conn, organization_id, user_id, if_match())
         MEMBERSHIPS.record(conn, "membership.deleted", membership)
     return None, 204
@@ -87,7 +87,7 @@ def delete_member(organization_id, user_id):
 @blp.alt_response(400, description="The cursor was altered or belongs to another query.")
 def list_members(args, organization_id):
     """An organization's memberships, a page at a time."""
-    with db.connection() as conn:
+    with db.read() as conn:
         organizations.get(conn, organization_id)  # a missing organization is a 404
     return page(store.MEMBERS, args, organization_id=organization_id)
 
@@ -99,6 +99,6 @@ def list_members(args, organization_id):
 @blp.alt_response(400, description="The cursor was altered or belongs to another query.")
 def list_user_memberships(args, user_id):
     """A user's memberships, a page at a time."""
-    with db.connection() as conn:
+    with db.read() as conn:
         users.get_user(conn, user_id)  # a missing user is a 404
     return page(store.OF_USER, args, user_id=user_id)

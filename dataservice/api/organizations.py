@@ -49,7 +49,7 @@ ORGANIZATIONS = Resource(
 )
 def create_organization(data):
     """Create an organization, owned by `owner_id` (its first membership)."""
-    with db.transaction() as conn:
+    with db.write() as conn:
         organization = store.create(conn, slug=data["slug"], name=data["name"])
         owner = memberships.add(
             conn,
@@ -78,7 +78,7 @@ def list_organizations(args):
 @blp.response(200, OrganizationOut, headers=ETAG_HEADER)
 def get_organization(organization_id):
     """Get an organization by id."""
-    with db.connection() as conn:
+    with db.read() as conn:
         return ORGANIZATIONS.read(store.get(conn, organization_id))
 
 
@@ -87,7 +87,7 @@ def get_organization(organization_id):
 @blp.response(200, OrganizationOut, headers=ETAG_HEADER)
 def get_organization_by_slug(slug):
     """Get an organization by slug."""
-    with db.connection() as conn:
+    with db.read() as conn:
         return ORGANIZATIONS.read(store.get_by_slug(conn, slug))
 
 
@@ -99,7 +99,7 @@ def get_organization_by_slug(slug):
 @blp.alt_response(409, description="The slug is taken.")
 def update_organization(data, organization_id):
     """Change the slug and/or the name (JSON merge patch)."""
-    with db.transaction() as conn:
+    with db.write() as conn:
         organization = store.update(
             conn, organization_id, slug=data.get("slug"), name=data.get("name"), versions=if_match()
         )
@@ -113,7 +113,7 @@ def update_organization(data, organization_id):
 @blp.response(204)
 def delete_organization(organization_id):
     """Delete an organization and its memberships."""
-    with db.transaction() as conn:
+    with db.write() as conn:
         organization = store.lock(conn, organization_id, if_match())
         removed = memberships.of_organization(conn, organization_id)
         store.delete(conn, organization_id)

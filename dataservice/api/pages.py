@@ -15,7 +15,7 @@ def page(listing: Listing, args: dict, **scope) -> dict:
     sort, limit = args["sort"], args["limit"]
     fingerprint = cursors.fingerprint({"sort": sort, **filters})
     after = cursors.decode(args["cursor"], fingerprint) if "cursor" in args else None
-    with db.connection() as conn:
+    with db.read() as conn:
         rows = listing.rows(conn, sort, after, filters, limit + 1)
         total = listing.total(conn, filters) if args.get("count") == "exact" else None
     result = {"items": rows[:limit], "next_cursor": None}

@@ -91,7 +91,7 @@ def create_user(data):
     """Create a user."""
     password_hash = _password_hash(data)  # before borrowing a connection: hashing is slow
     # One statement writes the user and its event: no transaction of its own is needed.
-    with db.connection() as conn:
+    with db.read() as conn:
         user = store.create_user(
             conn,
             email=data["email"],
@@ -118,7 +118,7 @@ def list_users(args):
 @blp.alt_response(404, description="No user has this id.")
 def get_user(user_id):
     """Get a user by id."""
-    with db.connection() as conn:
+    with db.read() as conn:
         return USERS.read(store.get_user(conn, user_id))
 
 
@@ -134,7 +134,7 @@ def get_user_by_username(username):
     """Get a user by username, case-insensitively."""
     if not _USERNAME.fullmatch(username):  # no such user can exist; spare the database
         raise NotFound("no user with this username")
-    with db.connection() as conn:
+    with db.read() as conn:
         return USERS.read(store.get_user_by_username(conn, username))
 
 
@@ -150,7 +150,7 @@ def get_user_by_email(email):
     """Get a user by email, case-insensitively."""
     if len(email) > EMAIL_MAX_LENGTH or "\x00" in email:  # no such user (text holds no NUL)
         raise NotFound("no user with this email")
-    with db.connection() as conn:
+    with db.read() as conn:
         return USERS.read(store.get_user_by_email(conn, email))
 
 
@@ -163,7 +163,7 @@ def get_user_by_email(email):
 @blp.alt_response(409, description="The email or the username is taken.")
 def update_user(data, user_id):
     """Change the email and/or the username (JSON merge patch)."""
-    with db.transaction() as conn:
+    with db.write() as conn:
         user = store.update_user(
             conn,
             user_id,
@@ -184,7 +184,7 @@ def update_user(data, user_id):
 def set_password(data, user_id):
     """Replace the password (plain, hashed here, or a PHC hash made by the caller)."""
     password_hash = _password_hash(data)
-    with db.transaction() as conn:
+    with db.write() as conn:
         user = store.set_password_hash(conn, user_id, password_hash, if_match())
         USERS.record(conn, "user.password_changed", user)
     return None, 204, etag(user)
@@ -198,7 +198,7 @@ def set_password(data, user_id):
 @blp.alt_response(409, description="The user is the last owner of organizations (named).")
 def delete_user(user_id):
     """Delete a user and their memberships (not the last owner of an organization)."""
-    with db.transaction() as conn:
+    with db.write() as conn:
         user = store.lock_user(conn, user_id, if_match())
         removed = memberships.of_user(conn, user_id)
         store.delete_user(conn, user_id)
@@ -217,14 +217,14 @@ def delete_user(user_id):
 def verify_credentials(data):
     """Check a login (username or email) and password; the user when they match."""
     hasher = current_app.extensions["hasher"]
-    with db.connection() as conn:
+    with db.read() as conn:
         user = store.get_credentials(conn, data["login"])
     # The connection goes back before the slow hash check; an unknown login costs the same.
     matches, new_hash = hasher.login(user and user["password_hash"], data["password"])
     if not matches:
         raise InvalidCredentials()
     if new_hash is not None:  # rehashed in the same turn of the hashing queue as the check
-        with db.transaction() as conn:
+        with db.write() as conn:
             store.rehash_password(conn, user["id"], user["password_hash"], new_hash)
     del user["password_hash"]
     return user, etag(user)
