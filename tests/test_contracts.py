@@ -142,3 +142,37 @@ def test_sql_lives_in_sql_and_migrations_only():
             if isinstance(text, str) and id(node) not in docstrings and STATEMENT.match(text):
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value[:40]!r}")
     assert not found, found
+
+
+_REQUEST_HOOK = re.compile(
+    r"\b(before_request|after_request|teardown_request|after_this_request|before_app_request"
+    r"|after_app_request|teardown_app_request|url_value_preprocessor|url_defaults)\b"
+)
+
+
+def test_request_hooks_are_registered_in_the_pipeline_only(app):
+    """What happens around a view is api/pipeline.py's, in its one visible order; a hook
+    registered anywhere else would run in an order nobody wrote down."""
+    pipeline = ROOT / "dataservice" / "api" / "pipeline.py"
+    for path in (ROOT / "dataservice").rglob("*.py"):
+        if path != pipeline:
+            found = _REQUEST_HOOK.findall(path.read_text())
+            assert not found, f"{path.relative_to(ROOT)} registers a request hook: {found}"
+    registered = [
+        *(f for funcs in app.before_request_funcs.values() for f in funcs),
+        *(f for funcs in app.after_request_funcs.values() for f in funcs),
+        *(f for funcs in app.teardown_request_funcs.values() for f in funcs),
+    ]
+    assert {f.__module__ for f in registered} == {"dataservice.api.pipeline"}
+    assert sorted(f.__name__ for f in registered) == ["after", "before"]
+
+
+def test_a_batch_operation_is_told_apart_in_the_pipeline_only():
+    """A batch's operations take one documented path through the pipeline: the flag that marks
+    them is set by the batch and read by the pipeline, nowhere else."""
+    users = {
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "dataservice").rglob("*.py")
+        if re.search(r"\bNESTED\b", path.read_text())
+    }
+    assert users == {"dataservice/api/pipeline.py", "dataservice/api/batch.py"}
