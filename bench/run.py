@@ -181,7 +181,7 @@ def prepare_database(admin_url: str, name: str, users: int) -> str:
 
 
 # The benchmark's client has limits, far above what it sends: every request pays for the checks
-# (admission.py), none is refused. The noisy neighbour's client A has real ones.
+# (admission/), none is refused. The noisy neighbour's client A has real ones.
 BENCH_LIMITS = (1_000_000.0, 1_000_000, 100_000)
 NEIGHBOUR_LIMITS = (200.0, 200, 32)
 

@@ -142,7 +142,7 @@ class Unavailable(ServiceError):
 
 
 class RateLimited(ServiceError):
-    """The client is over one of its limits (admission.py); other clients are not affected."""
+    """The client is over one of its limits (admission/); other clients are not affected."""
 
     status, slug, title = 429, "rate-limited", "Too Many Requests"
 

@@ -15,7 +15,7 @@ def cooperative() -> bool:
 
 
 def section_lock():
-    """A lock for a short section that never waits on I/O (admission.py's shared files). Under
+    """A lock for a short section that never waits on I/O (admission/local.py's shared files). Under
     gevent only one greenlet of a thread can be inside such a section, so the original
     (unpatched) lock, a few C instructions, is enough where gevent's costs microseconds; with
     threads it is the ordinary lock. Measured: gevent's lock was 1 us per acquisition here."""

@@ -27,7 +27,7 @@ def on_starting(server) -> None:
     else:
         server.made_metrics_dir = tempfile.mkdtemp(prefix="dataservice-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = server.made_metrics_dir
-    # Rates and permits every worker of this instance shares (dataservice/admission.py), in
+    # Rates and permits every worker of this instance shares (dataservice/admission/), in
     # memory when /dev/shm is there (mkdtemp's directory is private: 0700, a random name).
     if not os.environ.get("INSTANCE_STATE_DIR"):
         shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None  # noqa: S108
