@@ -213,7 +213,8 @@ def free_port() -> int:
 class Service:
     """gunicorn with the production configuration, on a free port; its log in var/."""
 
-    def __init__(self, url: str, extra_env: dict, app: str = "wsgi:app"):
+    def __init__(self, url: str, extra_env: dict, app: str = "wsgi:app", root: Path = ROOT):
+        """`root`: the checkout to serve (another one's code, with this one's environment)."""
         self.port = free_port()
         env = {
             **os.environ,
@@ -227,7 +228,7 @@ class Service:
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
         self.process = subprocess.Popen(
             [gunicorn, "-c", "gunicorn.conf.py", app],
-            cwd=ROOT,
+            cwd=root,
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,

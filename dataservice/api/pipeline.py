@@ -35,7 +35,7 @@ from .problems import handle_service_error
 
 # Set in the WSGI environ of a batch's operations, which run inside the batch request.
 NESTED = "dataservice.batch_operation"
-_WRITES_NOT = ("GET", "HEAD", "OPTIONS")
+_READ_ONLY_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def reads_primary(view):
@@ -60,9 +60,9 @@ def init_app(app: Flask) -> None:
     views = app.view_functions
     metrics_need_token = app.config["METRICS_REQUIRE_TOKEN"]
 
-    def authenticate(req, environ) -> object:
-        """Step 2: the view the request reaches, once authorised (None: no such route, and a
-        404 or 405 needs no credentials); its client's limits in g.limits."""
+    def authenticate(req, environ) -> tuple | None:
+        """Step 2: (the view the request reaches, its client's limits), once authorised; None
+        when no route matched (a 404 or 405 needs no credentials)."""
         view = views.get(req.endpoint or "")
         if view is None:
             return None
@@ -118,7 +118,7 @@ def init_app(app: Flask) -> None:
             return response
         context = g._get_current_object()
         status = response.status_code
-        written = 200 <= status < 300 and req.method not in _WRITES_NOT
+        written = 200 <= status < 300 and req.method not in _READ_ONLY_METHODS
         # 6. admission's release (any answer, error answers included, once admitted)
         admitted = getattr(context, "admitted", None)
         if admitted is not None:
