@@ -22,6 +22,7 @@ SCENARIOS = ("get_by_id", "create")
 
 
 def main(url: str, admin_url: str, users: str, rounds: int, other: str) -> None:
+    (ROOT / "var").mkdir(exist_ok=True)  # the services' logs
     env = {"BENCH_TOKEN": make_token(url, "bench-throughput"), "BENCH_USERS": users}
     postgres = PostgresProcesses(admin_url, url.rsplit("/", 1)[1])
     rates = {(tree, s): [] for tree in ("other", "this") for s in SCENARIOS}

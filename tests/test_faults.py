@@ -187,7 +187,7 @@ def test_all_connections_busy_gives_503_within_the_pool_timeout(fault_app):
 
 def test_connection_killed_inside_a_write_leaves_nothing_behind(fault_app, fault_url):
     def two_writes():
-        with db_module.transaction() as conn:
+        with db_module.write() as conn:
             users_store.create_user(
                 conn,
                 email="half@example.com",
