@@ -4,6 +4,8 @@ import ast
 import re
 from pathlib import Path
 
+from dataservice.api import blueprints
+from dataservice.api.resource import RESOURCES
 from dataservice.catalog import Catalog
 from dataservice.queries import SQL_DIR, queries
 
@@ -31,15 +33,21 @@ NOT_A_RESOURCE = {
 
 
 def user_of(sql_file: str) -> str:
-    """The source of the module(s) that run sql/<name>.sql: store/<name>.py for a resource."""
-    modules = NOT_A_RESOURCE.get(sql_file, [f"store/{sql_file}.py"])
-    return "\n".join((ROOT / "dataservice" / module).read_text() for module in modules)
+    """The source of the module(s) that run sql/<name>.sql: store/<name>.py and (for a declared
+    resource, api/verbs.py serving the rest) api/<name>.py for a resource."""
+    modules = NOT_A_RESOURCE.get(sql_file, [f"store/{sql_file}.py", f"api/{sql_file}.py"])
+    paths = [ROOT / "dataservice" / module for module in modules]
+    return "\n".join(path.read_text() for path in paths if path.exists())
 
 
 def test_every_named_query_is_used_by_its_store_module():
+    blueprints()  # every resource declared, its standard verbs built
     served = {query.name for query in Catalog().queries}  # the catalog serves these itself
     for resource, names in named_queries().items():
-        names = [name for name in names if name not in served]
+        by_convention = {
+            name for r in RESOURCES.values() for file, name in r.used if file == resource
+        }
+        names = [name for name in names if name not in served | by_convention]
         if not names:
             continue
         store = user_of(resource)

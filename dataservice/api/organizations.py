@@ -1,10 +1,12 @@
 """HTTP for the organizations resource. An organization is created with its owner's membership
-(api/memberships.py has the rest of them) and always keeps an owner."""
+(api/memberships.py has the rest of them) and always keeps an owner. The standard verbs come
+from the declaration (api/verbs.py); the create, with its owner, is written here."""
 
-from .. import db
+from .. import db, integrity
 from ..auth import requires
 from ..integrity import reference
 from ..openapi import links
+from ..queries import queries
 from ..schemas.organizations import (
     OrganizationCreate,
     OrganizationListArgs,
@@ -12,25 +14,28 @@ from ..schemas.organizations import (
     OrganizationPage,
     OrganizationPatch,
 )
-from ..store import memberships
-from ..store import organizations as store
+from . import verbs
 from .idempotency import idempotent
 from .memberships import MEMBERSHIPS
-from .pages import page
-from .parsing import Blueprint
-from .resource import CREATED_HEADERS, ETAG_HEADER, Resource, etag, if_match
+from .resource import CREATED_HEADERS, Resource
 
-blp = Blueprint(
-    "organizations",
-    __name__,
-    url_prefix="/api/v1/organizations",
-    description="Organizations of users; each keeps at least one owner.",
-)
-
-_THE_ORGANIZATION = {"organization_id": "$response.body#/id"}
+integrity.declare(organizations_slug_key=integrity.unique("slug"))
 ORGANIZATIONS = Resource(
-    OrganizationOut(), endpoint="organizations.get_organization", events=store.EVENTS
+    "organizations",
+    out=OrganizationOut,
+    patch=OrganizationPatch,
+    list_args=OrganizationListArgs,
+    page=OrganizationPage,
+    description="Organizations of users; each keeps at least one owner.",
+    docs={
+        "list": "List organizations a page at a time (keyset pagination, as for users).",
+        "delete": "Delete an organization and its memberships.",
+    },
+    taken="The slug is taken.",
+    cascade=MEMBERSHIPS,
 )
+blp = ORGANIZATIONS.blp
+_THE_ORGANIZATION = {"organization_id": "$response.body#/id"}
 
 
 @blp.route("", methods=["POST"], strict_slashes=False)
@@ -50,74 +55,16 @@ ORGANIZATIONS = Resource(
 def create_organization(data):
     """Create an organization, owned by `owner_id` (its first membership)."""
     with db.transaction() as conn:
-        organization = store.create(conn, slug=data["slug"], name=data["name"])
-        owner = memberships.add(
-            conn,
-            organization["id"],
-            data["owner_id"],
-            "owner",
-            memberships_user_id_fkey=reference("owner_id", "user"),
+        organization = queries.organizations.create_organization(
+            conn, slug=data["slug"], name=data["name"]
         )
-        ORGANIZATIONS.record(conn, "organization.created", organization)
-        MEMBERSHIPS.record(conn, "membership.created", owner)
-    return ORGANIZATIONS.created(organization, organization_id=organization["id"])
+        with integrity.meaning(memberships_user_id_fkey=reference("owner_id", "user")):
+            owner = queries.memberships.add_membership(
+                conn, organization_id=organization["id"], user_id=data["owner_id"], role="owner"
+            )
+        ORGANIZATIONS.record(conn, "created", organization)
+        MEMBERSHIPS.record(conn, "created", owner)
+    return ORGANIZATIONS.created(organization)
 
 
-@blp.route("", methods=["GET"], strict_slashes=False)
-@requires("organizations:read")
-@blp.arguments(OrganizationListArgs(), location="query")
-@blp.response(200, OrganizationPage)
-@blp.alt_response(400, description="The cursor was altered or belongs to another query.")
-def list_organizations(args):
-    """List organizations a page at a time (keyset pagination, as for users)."""
-    return page(store.LISTING, args)
-
-
-@blp.route("/<bigint:organization_id>", methods=["GET"])
-@requires("organizations:read")
-@blp.response(200, OrganizationOut, headers=ETAG_HEADER)
-def get_organization(organization_id):
-    """Get an organization by id."""
-    with db.connection() as conn:
-        return ORGANIZATIONS.read(store.get(conn, organization_id))
-
-
-@blp.route("/by-slug/<slug:slug>", methods=["GET"])
-@requires("organizations:read")
-@blp.response(200, OrganizationOut, headers=ETAG_HEADER)
-def get_organization_by_slug(slug):
-    """Get an organization by slug."""
-    with db.connection() as conn:
-        return ORGANIZATIONS.read(store.get_by_slug(conn, slug))
-
-
-@blp.route("/<bigint:organization_id>", methods=["PATCH"])
-@requires("organizations:write")
-@idempotent
-@blp.arguments(OrganizationPatch(), content_type="application/merge-patch+json")
-@blp.response(200, OrganizationOut, headers=ETAG_HEADER)
-@blp.alt_response(409, description="The slug is taken.")
-def update_organization(data, organization_id):
-    """Change the slug and/or the name (JSON merge patch)."""
-    with db.transaction() as conn:
-        organization = store.update(
-            conn, organization_id, slug=data.get("slug"), name=data.get("name"), versions=if_match()
-        )
-        ORGANIZATIONS.record(conn, "organization.updated", organization)
-    return organization, etag(organization)
-
-
-@blp.route("/<bigint:organization_id>", methods=["DELETE"])
-@requires("organizations:write")
-@idempotent
-@blp.response(204)
-def delete_organization(organization_id):
-    """Delete an organization and its memberships."""
-    with db.transaction() as conn:
-        organization = store.lock(conn, organization_id, if_match())
-        removed = memberships.of_organization(conn, organization_id)
-        store.delete(conn, organization_id)
-        for membership in removed:
-            MEMBERSHIPS.record(conn, "membership.deleted", membership)
-        ORGANIZATIONS.record(conn, "organization.deleted", organization)
-    return None, 204
+verbs.serve(ORGANIZATIONS, "list", "get", "by_slug", "patch", "delete")

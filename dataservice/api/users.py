@@ -8,7 +8,7 @@ import re
 
 from flask import current_app, g
 
-from .. import db
+from .. import db, integrity
 from ..auth import requires
 from ..errors import InvalidCredentials, NotFound
 from ..openapi import links
@@ -24,24 +24,37 @@ from ..schemas.users import (
     UserPage,
     UserPatch,
 )
-from ..store import memberships
 from ..store import users as store
-from . import prehash
+from . import prehash, verbs
 from .batch import bulk
 from .idempotency import idempotent
 from .memberships import MEMBERSHIPS
-from .pages import page
-from .parsing import Blueprint
 from .resource import CREATED_HEADERS, ETAG_HEADER, Resource, etag, if_match
 
-blp = Blueprint(
-    "users",
-    __name__,
-    url_prefix="/api/v1/users",
-    description="Users. Email and username are unique case-insensitively.",
+integrity.declare(
+    users_email_lower_key=integrity.unique("email", "Already taken (case-insensitive)."),
+    users_username_lower_key=integrity.unique("username", "Already taken (case-insensitive)."),
 )
-
-USERS = Resource(UserOut(), endpoint="users.get_user", events=store.EVENTS)
+USERS = Resource(
+    "users",
+    out=UserOut,
+    patch=UserPatch,
+    list_args=UserListArgs,
+    page=UserPage,
+    events=("created", "updated", "password_changed", "deleted"),
+    description="Users. Email and username are unique case-insensitively.",
+    queries={"get": "get_user_by_id"},
+    docs={
+        "list": "List users a page at a time (keyset pagination: pass `next_cursor` back as "
+        "`cursor`).",
+        "delete": "Delete a user and their memberships (not the last owner of an organization).",
+    },
+    missing="No user has this id.",
+    taken="The email or the username is taken.",
+    delete_conflict="The user is the last owner of organizations (named).",
+    cascade=MEMBERSHIPS,
+)
+blp = USERS.blp
 _USERNAME = re.compile(USERNAME_PATTERN)
 _THE_USER = {"user_id": "$response.body#/id"}
 
@@ -99,27 +112,10 @@ def create_user(data):
             password_hash=password_hash,
             actor=g.get("client_name"),
         )
-    return USERS.created(user, user_id=user["id"])
+    return USERS.created(user)
 
 
-@blp.route("", methods=["GET"], strict_slashes=False)
-@requires("users:read")
-@blp.arguments(UserListArgs(), location="query")
-@blp.response(200, UserPage)
-@blp.alt_response(400, description="The cursor was altered or belongs to another query.")
-def list_users(args):
-    """List users a page at a time (keyset pagination: pass `next_cursor` back as `cursor`)."""
-    return page(store.LISTING, args)
-
-
-@blp.route("/<bigint:user_id>", methods=["GET"])
-@requires("users:read")
-@blp.response(200, UserOut, headers=ETAG_HEADER)
-@blp.alt_response(404, description="No user has this id.")
-def get_user(user_id):
-    """Get a user by id."""
-    with db.connection() as conn:
-        return USERS.read(store.get_user(conn, user_id))
+verbs.serve(USERS, "list", "get", "patch", "delete")
 
 
 @blp.route(
@@ -154,27 +150,6 @@ def get_user_by_email(email):
         return USERS.read(store.get_user_by_email(conn, email))
 
 
-@blp.route("/<bigint:user_id>", methods=["PATCH"])
-@requires("users:write")
-@idempotent
-@blp.arguments(UserPatch(), content_type="application/merge-patch+json")
-@blp.response(200, UserOut, headers=ETAG_HEADER)
-@blp.alt_response(404, description="No user has this id.")
-@blp.alt_response(409, description="The email or the username is taken.")
-def update_user(data, user_id):
-    """Change the email and/or the username (JSON merge patch)."""
-    with db.transaction() as conn:
-        user = store.update_user(
-            conn,
-            user_id,
-            email=data.get("email"),
-            username=data.get("username"),
-            versions=if_match(),
-        )
-        USERS.record(conn, "user.updated", user)
-    return user, etag(user)
-
-
 @blp.route("/<bigint:user_id>/password", methods=["PUT"])
 @requires("users:credentials")
 @idempotent
@@ -186,26 +161,8 @@ def set_password(data, user_id):
     password_hash = _password_hash(data)
     with db.transaction() as conn:
         user = store.set_password_hash(conn, user_id, password_hash, if_match())
-        USERS.record(conn, "user.password_changed", user)
+        USERS.record(conn, "password_changed", user)
     return None, 204, etag(user)
-
-
-@blp.route("/<bigint:user_id>", methods=["DELETE"])
-@requires("users:write")
-@idempotent
-@blp.response(204)
-@blp.alt_response(404, description="No user has this id.")
-@blp.alt_response(409, description="The user is the last owner of organizations (named).")
-def delete_user(user_id):
-    """Delete a user and their memberships (not the last owner of an organization)."""
-    with db.transaction() as conn:
-        user = store.lock_user(conn, user_id, if_match())
-        removed = memberships.of_user(conn, user_id)
-        store.delete_user(conn, user_id)
-        for membership in removed:
-            MEMBERSHIPS.record(conn, "membership.deleted", membership)
-        USERS.record(conn, "user.deleted", user)
-    return None, 204
 
 
 @blp.route("/verify-credentials", methods=["POST"])
