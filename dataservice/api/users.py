@@ -6,7 +6,7 @@ and GETs honour `If-None-Match` (unchanged: 304).
 
 import re
 
-from flask import current_app, g
+from flask import current_app
 
 from .. import db, integrity
 from ..auth import requires
@@ -74,13 +74,12 @@ def _password_hash(data: dict) -> str:
 
 def create_many(conn, bodies: list[dict]) -> list[dict]:
     """A batch's run of creates, from validated UserCreate bodies: one statement writes the users
-    and their events. Returns each user as UserOut shows it (built in SQL, as its event's data;
-    tests/test_events.py holds api_user and UserOut together)."""
+    and one their events. Returns each user as UserOut shows it (its event's data)."""
     users = [
         {"email": b["email"], "username": b["username"], "password_hash": _password_hash(b)}
         for b in bodies
     ]
-    return store.create_users(conn, users, actor=g.get("client_name"))
+    return USERS.record(conn, "created", *store.create_users(conn, users))
 
 
 @blp.route("", methods=["POST"], strict_slashes=False)
@@ -103,15 +102,11 @@ def create_many(conn, bodies: list[dict]) -> list[dict]:
 def create_user(data):
     """Create a user."""
     password_hash = _password_hash(data)  # before borrowing a connection: hashing is slow
-    # One statement writes the user and its event: no transaction of its own is needed.
-    with db.connection() as conn:
+    with db.transaction() as conn:
         user = store.create_user(
-            conn,
-            email=data["email"],
-            username=data["username"],
-            password_hash=password_hash,
-            actor=g.get("client_name"),
+            conn, email=data["email"], username=data["username"], password_hash=password_hash
         )
+        USERS.record(conn, "created", user)
     return USERS.created(user)
 
 

@@ -245,8 +245,8 @@ def _delete(resource: Resource) -> None:
             removed = list(children(conn, **key)) if child is not None else []
             if not conditional:
                 delete(conn, **key)
-            for gone in removed:
-                child.record(conn, "deleted", gone)
+            if removed:  # their events before its own
+                child.record(conn, "deleted", *removed)
             resource.record(conn, "deleted", row)
         return None, 204
 
