@@ -153,3 +153,12 @@ def test_sql_lives_in_sql_and_migrations_only():
             if isinstance(text, str) and id(node) not in docstrings and STATEMENT.match(text):
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value[:40]!r}")
     assert not found, found
+
+
+def test_every_declared_resource_has_a_kit_case():
+    """tests/test_resources.py runs the kit's tests on every resource declared (api/resource.py):
+    one without its case in tests/resource_kit.py would go untested."""
+    from .resource_kit import CASES
+
+    blueprints()
+    assert {case.name for case in CASES} == set(RESOURCES)
