@@ -11,6 +11,7 @@ from flask import Response, g, request, url_for
 from marshmallow import Schema
 
 from .. import event_types
+from ..schemas.pages import page_of
 from ..store import events
 from .parsing import Blueprint
 
@@ -82,7 +83,8 @@ class Resource:
         self.thing = thing or name.removesuffix("s")
         self.key = key or (f"{self.thing}_id",)
         self.out_schema, self.create, self.patch = out, create, patch
-        self.list_args, self.page = list_args, page
+        self.list_args = list_args
+        self.page = page or (list_args and page_of(out, out.__name__.removesuffix("Out") + "Page"))
         self.out = out()
         self.read_scope, self.write_scope = scopes or (f"{name}:read", f"{name}:write")
         self.events = event_types.declare(self.thing, *events)

@@ -83,7 +83,8 @@ def serve(resource: Resource, *verbs: str) -> None:
         "create": f"Create {a_thing}.",
         "list": f"List {resource.name} a page at a time.",
         "get": f"Get {a_thing} by id.",
-        "delete": f"Delete {a_thing}.",
+        "delete": f"Delete {a_thing}"
+        + (f" and its {resource.cascade.name}." if resource.cascade else "."),
     }.items():
         resource.docs.setdefault(verb, doc)
     for verb in verbs:
@@ -93,8 +94,34 @@ def serve(resource: Resource, *verbs: str) -> None:
             BUILDERS[verb](resource)
 
 
+def creates(resource: Resource, *wrappers: Callable) -> Callable:
+    """The decorators of a create, for one written by hand too: POST "" taking the declared
+    `create` schema (`wrappers` right under the scope), 201 with Location and ETag, 409 when
+    `taken`, and links to the new item's get, patch, delete and the declared `links`."""
+    blp = resource.blp
+    the_item = {k: f"$response.body#/{'id' if k == resource.key[0] else k}" for k in resource.key}
+    targets = {resource.view(v): the_item for v in ("get", "patch", "delete")}
+    decorators = [
+        blp.route("", methods=["POST"], strict_slashes=False),
+        requires(resource.write_scope),
+        *wrappers,
+        idempotent,
+        blp.arguments(resource.create()),
+        blp.response(201, resource.out_schema, headers=CREATED_HEADERS),
+        *_alt(resource, s409=resource.taken),
+        links(201, **targets, **resource.links),
+    ]
+
+    def decorate(function: Callable) -> Callable:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return decorate
+
+
 def _create(resource: Resource) -> None:
-    blp, create = resource.blp, query(resource, "create", f"create_{resource.thing}")
+    create = query(resource, "create", f"create_{resource.thing}")
     fields = [p for p in create.parameters or () if p in resource.create._declared_fields]
 
     def view(data):
@@ -103,20 +130,7 @@ def _create(resource: Resource) -> None:
             resource.record(conn, "created", row)
         return resource.created(row)
 
-    the_item = {k: f"$response.body#/{'id' if k == resource.key[0] else k}" for k in resource.key}
-    targets = {resource.view(v): the_item for v in ("get", "patch", "delete")}
-    _view(
-        resource,
-        "create",
-        view,
-        blp.route("", methods=["POST"], strict_slashes=False),
-        requires(resource.write_scope),
-        idempotent,
-        blp.arguments(resource.create()),
-        blp.response(201, resource.out_schema, headers=CREATED_HEADERS),
-        *_alt(resource, s409=resource.taken),
-        links(201, **targets, **resource.links),
-    )
+    _view(resource, "create", view, creates(resource))
 
 
 def _list(resource: Resource) -> None:
