@@ -1,4 +1,7 @@
-"""HTTP for the users resource: load with a schema, run the store in a transaction, dump.
+"""HTTP for the users resource. Its list, get, patch and delete are the standard verbs built
+from the declaration (api/verbs.py); the create (its password hashed, a batch's run of creates
+in one statement), the lookups by username and email, the password and the credentials check
+are written here.
 
 Every single-user response carries `ETag: "<version>"`. Writes honour `If-Match` (stale: 412)
 and GETs honour `If-None-Match` (unchanged: 304).
