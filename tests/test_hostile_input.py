@@ -10,6 +10,7 @@ from psycopg import sql
 from dataservice.api import blueprints
 from dataservice.api.resource import RESOURCES
 
+from .resource_kit import CASES
 from .support import BCRYPT_HASH, new_user
 
 blueprints()  # every resource declared
@@ -90,11 +91,23 @@ def test_create_fields(client, db, existing, field):
             client.delete(response.headers["Location"])
 
 
-@pytest.mark.parametrize("field", ["email", "username"])
-def test_patch_fields(client, db, existing, field):
+PATCHED = [
+    (name, field)
+    for name, resource in RESOURCES.items()
+    if resource.patch is not None
+    for field in resource.patch._declared_fields
+]
+
+
+@pytest.mark.parametrize("name, field", PATCHED, ids=[f"{n}.{f}" for n, f in PATCHED])
+def test_patch_fields(client, db, existing, name, field):
+    """Every field of every declared resource's PATCH (users: email, username; organizations:
+    slug, name), on an item the kit makes."""
+    [case] = [case for case in CASES if case.name == name]
+    item = case.make(client, 0)
     for value in HOSTILE:
         before = snapshot(db)
-        response = send(client, "PATCH", f"/api/v1/users/{existing['id']}", {field: value})
+        response = send(client, "PATCH", item.url, {field: value})
         assert_safe(response, db, before, value, field)
 
 
