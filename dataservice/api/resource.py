@@ -69,15 +69,15 @@ class Resource:
         url_prefix: str | None = None,
         item: str | None = None,
         description: str = "",
-        queries: dict[str, str] | None = None,
-        views: dict[str, str] | None = None,
-        docs: dict[str, str] | None = None,
-        absent: str | None = None,
-        missing: str | None = None,
-        taken: str | None = None,
-        delete_conflict: str | None = None,
-        cascade: "Resource | None" = None,
-        links: dict[str, dict] | None = None,
+        queries: dict[str, str] | None = None,  # verb -> its query, where not the convention's
+        views: dict[str, str] | None = None,  # verb -> its view (operationId), likewise
+        docs: dict[str, str] | None = None,  # verb -> its summary, likewise
+        absent: str | None = None,  # a 404's detail
+        missing: str | None = None,  # the documented 404 of get, patch and delete, if any
+        taken: str | None = None,  # the documented 409 of create and patch, if any
+        delete_conflict: str | None = None,  # the documented 409 of delete, if any
+        cascade: "Resource | None" = None,  # deleted with it by the database: their events
+        links: dict[str, dict] | None = None,  # more links from a create's 201
     ):
         self.name = name
         self.thing = thing or name.removesuffix("s")
@@ -93,7 +93,7 @@ class Resource:
         self.query_names = queries or {}
         self.view_names = views or {}
         self.docs = docs or {}
-        self.absent = absent or f"no {self.thing} with this id"  # a 404's detail
+        self.absent = absent or f"no {self.thing} with this id"
         self.missing, self.taken, self.delete_conflict = missing, taken, delete_conflict
         self.cascade = cascade
         self.links = links or {}
