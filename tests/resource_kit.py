@@ -1,15 +1,24 @@
 """The test kit: what every resource must do, described per resource so that tests/test_resources.py
-runs the same tests against each. A new resource adds its `Case` to CASES.
+runs the same tests against each.
 
-A case knows how to make one item through the API, how to change it, where its list is, how to
-seed many items straight into the database, and which writes conflict or point nowhere.
+What a case declares already (its entity, scopes, sorts and standard events) is read from the
+resource's declaration (api/resource.py `Resource`); a case adds what only a test knows: how to
+make one item through the API, how to change it, where its list is, how to seed many items
+straight into the database, and which writes conflict or point nowhere. Every declared resource
+must have its case (test_resources.py checks).
 """
 
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from dataservice.api import blueprints
+from dataservice.api.resource import RESOURCES
+
 from .support import BCRYPT_HASH, new_user
+
+blueprints()  # every resource declared
+STANDARD_EVENTS = ("created", "updated", "deleted")  # what make, change and delete record
 
 
 @dataclass
@@ -21,21 +30,27 @@ class Item:
 @dataclass
 class Case:
     name: str
-    entity: str  # its events' entity
-    read_scope: str
-    write_scope: str
     make: Callable  # (client, n) -> Item, through the API
     change: Callable  # (client, item) -> (method, url, body): a write that changes it
     missing_url: Callable  # (client) -> URL of an item that does not exist
     list_url: Callable  # (client) -> the list's URL (no query)
-    sorts: tuple[str, ...]
     sort_key: Callable  # (item body, sort) -> what the list is ordered by
     seed: Callable  # (db, client, n) -> the list's URL once n items exist in it
     identity: Callable  # (item body) -> what tells items apart
     grow: Callable | None = None  # (client, list URL, n): one more item in that list
     conflict: Callable | None = None  # (client, item) -> (method, url, body, field): a 409
     dangling: Callable | None = None  # (client) -> (method, url, body, status, field)
-    events: tuple[str, ...] = field(default=())  # the actions its writes record, in order
+    sorts: tuple[str, ...] = field(default=())  # the list's; the declared list's when empty
+
+    def __post_init__(self):
+        declared = RESOURCES[self.name]
+        self.entity = declared.thing  # its events' entity
+        self.read_scope, self.write_scope = declared.read_scope, declared.write_scope
+        # the actions its writes record, in order
+        self.events = tuple(a for a in STANDARD_EVENTS if f"{self.entity}.{a}" in declared.events)
+        if not self.sorts:
+            sort = declared.list_args._declared_fields["sort"]
+            self.sorts = tuple(sort.validators[0].choices)
 
 
 _numbers = itertools.count(100_000)  # distinct usernames and slugs, whoever asks
@@ -129,14 +144,10 @@ def _last_owner(client, item):
 CASES = [
     Case(
         name="users",
-        entity="user",
-        read_scope="users:read",
-        write_scope="users:write",
         make=_user,
         change=lambda client, item: ("PATCH", item.url, {"username": "changed"}),
         missing_url=lambda client: "/api/v1/users/987654",
         list_url=lambda client: "/api/v1/users",
-        sorts=("id", "-id", "created_at", "-created_at"),
         sort_key=_by_created_at,
         seed=lambda db, client, n: _seed_users(db, n) or "/api/v1/users",
         identity=lambda body: body["id"],
@@ -146,18 +157,13 @@ CASES = [
             new_user(next(_numbers), username=item.body["username"].upper()),
             "username",
         ),
-        events=("created", "updated", "deleted"),
     ),
     Case(
         name="organizations",
-        entity="organization",
-        read_scope="organizations:read",
-        write_scope="organizations:write",
         make=_organization,
         change=lambda client, item: ("PATCH", item.url, {"name": "Changed"}),
         missing_url=lambda client: "/api/v1/organizations/987654",
         list_url=lambda client: "/api/v1/organizations",
-        sorts=("id", "-id", "created_at", "-created_at"),
         sort_key=_by_created_at,
         seed=_seed_organizations,
         identity=lambda body: body["id"],
@@ -174,13 +180,9 @@ CASES = [
             422,
             "owner_id",
         ),
-        events=("created", "updated", "deleted"),
     ),
     Case(
         name="memberships",
-        entity="membership",
-        read_scope="organizations:read",
-        write_scope="organizations:write",
         make=_membership,
         change=lambda client, item: ("PUT", item.url, {"role": "admin"}),
         missing_url=lambda client: _membership(client, 1).url.rsplit("/", 1)[0] + "/987654",
@@ -198,6 +200,5 @@ CASES = [
             404,
             "user_id",
         ),
-        events=("created", "updated", "deleted"),
     ),
 ]

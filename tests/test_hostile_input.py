@@ -2,11 +2,18 @@
 or is stored and returned exactly as sent; none is a 500; an error changes nothing."""
 
 import json
+import re
 
 import pytest
+from psycopg import sql
 
+from dataservice.api import blueprints
+from dataservice.api.resource import RESOURCES
+
+from .resource_kit import CASES
 from .support import BCRYPT_HASH, new_user
 
+blueprints()  # every resource declared
 HOSTILE = [
     "'; DROP TABLE users; --",
     '" OR 1=1 --',
@@ -44,16 +51,12 @@ def send(client, method, path, body):
 
 
 def snapshot(db):
-    return (
-        db.execute(
-            "SELECT id, email, username, password_hash, version FROM users ORDER BY id"
-        ).fetchall(),
-        db.execute("SELECT id, slug, name, version FROM organizations ORDER BY id").fetchall(),
-        db.execute(
-            "SELECT organization_id, user_id, role, version FROM memberships ORDER BY 1, 2"
-        ).fetchall(),
-        db.execute("SELECT count(*) FROM events").fetchone()[0],
-    )
+    """Every row of every declared resource's table, and the number of events."""
+    tables = [
+        db.execute(sql.SQL("SELECT * FROM {} ORDER BY 1").format(sql.Identifier(name))).fetchall()
+        for name in RESOURCES
+    ]
+    return (*tables, db.execute("SELECT count(*) FROM events").fetchone()[0])
 
 
 def assert_safe(response, db, before, sent=None, field=None):
@@ -88,11 +91,23 @@ def test_create_fields(client, db, existing, field):
             client.delete(response.headers["Location"])
 
 
-@pytest.mark.parametrize("field", ["email", "username"])
-def test_patch_fields(client, db, existing, field):
+PATCHED = [
+    (name, field)
+    for name, resource in RESOURCES.items()
+    if resource.patch is not None
+    for field in resource.patch._declared_fields
+]
+
+
+@pytest.mark.parametrize("name, field", PATCHED, ids=[f"{n}.{f}" for n, f in PATCHED])
+def test_patch_fields(client, db, existing, name, field):
+    """Every field of every declared resource's PATCH (users: email, username; organizations:
+    slug, name), on an item the kit makes."""
+    [case] = [case for case in CASES if case.name == name]
+    item = case.make(client, 0)
     for value in HOSTILE:
         before = snapshot(db)
-        response = send(client, "PATCH", f"/api/v1/users/{existing['id']}", {field: value})
+        response = send(client, "PATCH", item.url, {field: value})
         assert_safe(response, db, before, value, field)
 
 
@@ -149,22 +164,26 @@ PATH_VALUES = [
 ]
 
 
-@pytest.mark.parametrize(
-    "template",
-    [
-        "/api/v1/users/{}",
-        "/api/v1/users/by-username/{}",
-        "/api/v1/users/by-email/{}",
-        "/api/v1/users/{}/password",
-        "/api/v1/users/{}/memberships",
-        "/api/v1/organizations/{}",
-        "/api/v1/organizations/by-slug/{}",
-        "/api/v1/organizations/{}/members",
-        "/api/v1/organizations/{}/members/1",
-        "/api/v1/organizations/1/members/{}",
-    ],
-)
-def test_path_parameters(client, db, existing, template):
+def path_templates(app, resource: str) -> list[str]:
+    """Each route of the resource once per path parameter: that one `{}`, the others 1."""
+    templates = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.split(".")[0] == resource:
+            for argument in rule.arguments:
+                path = re.sub(rf"<(\w+:)?{argument}>", "{}", rule.rule)
+                templates.add(re.sub(r"<(\w+:)?\w+>", "1", path))
+    return sorted(templates)
+
+
+@pytest.mark.parametrize("resource", list(RESOURCES))
+def test_path_parameters(app, client, db, existing, resource):
+    templates = path_templates(app, resource)
+    assert templates
+    for template in templates:
+        _hostile_paths(client, db, template)
+
+
+def _hostile_paths(client, db, template):
     before = snapshot(db)
     for value in PATH_VALUES:
         for method in ("GET", "PATCH", "DELETE", "PUT"):
@@ -172,37 +191,30 @@ def test_path_parameters(client, db, existing, template):
             assert_safe(response, db, before)
 
 
-QUERY_PARAMS = [
-    "limit",
-    "cursor",
-    "sort",
-    "email",
-    "username",
-    "username_prefix",
-    "created_after",
-    "created_before",
-    "count",
-]
+def lists(client, resource: str) -> dict[str, list[str]]:
+    """The resource's lists (its GETs with query parameters, in the OpenAPI document: tagged
+    with its blueprint's name), their path parameters 1, and their query parameters."""
+    spec = client.get("/openapi.json").get_json()
+    found = {}
+    for path, item in spec["paths"].items():
+        operation = item.get("get")
+        if operation and resource in operation.get("tags", []):
+            query = [p["name"] for p in operation.get("parameters", []) if p["in"] == "query"]
+            if query:
+                found[re.sub(r"\{\w+\}", "1", path)] = query
+    return found
 
 
-LISTS = {
-    "/api/v1/users": QUERY_PARAMS,
-    "/api/v1/organizations": [
-        *("limit", "cursor", "sort", "count", "slug_prefix", "created_after", "created_before"),
-        "member",
-    ],
-    "/api/v1/organizations/1/members": ["limit", "cursor", "sort", "count", "role"],
-    "/api/v1/users/1/memberships": ["limit", "cursor", "sort", "count", "role"],
-}
-
-
-@pytest.mark.parametrize("list_url", LISTS)
-def test_list_query_parameters(client, db, existing, list_url):
-    for param in LISTS[list_url]:
-        for value in [*PATH_VALUES, "", "1" * 100]:
-            response = client.get(f"{list_url}?{param}={value}")
-            assert response.status_code in (200, 400, 422), (param, value)
-            assert response.mimetype in ("application/json", "application/problem+json")
+@pytest.mark.parametrize("resource", list(RESOURCES))
+def test_list_query_parameters(client, db, existing, resource):
+    found = lists(client, resource)
+    assert found
+    for list_url, params in found.items():
+        for param in params:
+            for value in [*PATH_VALUES, "", "1" * 100]:
+                response = client.get(f"{list_url}?{param}={value}")
+                assert response.status_code in (200, 400, 422), (param, value)
+                assert response.mimetype in ("application/json", "application/problem+json")
 
 
 @pytest.mark.parametrize(

@@ -73,9 +73,9 @@ def test_every_constraint_of_the_service_is_named_for_clients(db):
     """Every unique index, foreign key and check on the service's tables maps to a field: by its
     resource's declaration, or by PostgreSQL's <table>_<column>_<kind> naming. A constraint
     named otherwise would reach clients as '_schema'."""
-    import dataservice.store.memberships
-    import dataservice.store.organizations
-    import dataservice.store.users  # noqa: F401
+    import dataservice.api.memberships
+    import dataservice.api.organizations
+    import dataservice.api.users  # noqa: F401
 
     rows = db.execute(
         "SELECT conrelid::regclass::text, conname FROM pg_constraint"

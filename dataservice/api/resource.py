@@ -10,7 +10,10 @@ missing row (404) from a stale version (412).
 from flask import Response, g, request, url_for
 from marshmallow import Schema
 
+from .. import event_types
+from ..schemas.pages import page_of
 from ..store import events
+from .parsing import Blueprint
 
 ETAG_HEADER = {
     "ETag": {
@@ -41,14 +44,74 @@ def etag(row: dict) -> dict:
     return {"ETag": f'"{row["version"]}"'}
 
 
-class Resource:
-    """One resource's shared behaviour: `out` dumps a row as the API shows it (responses and
-    event data alike), `endpoint` is its GET view (for Location), `events` its declared types."""
+RESOURCES: dict[str, "Resource"] = {}  # every declared resource by name, in declaration order
 
-    def __init__(self, out: Schema, *, endpoint: str, events: tuple[str, ...]):
-        self.out = out
-        self.endpoint = endpoint
-        self.events = events
+
+class Resource:
+    """One resource, declared once: its table (`name`, also its SQL file, blueprint and URL),
+    its schemas, its scopes (`<name>:read`, `<name>:write` unless given), its events and its key.
+    api/verbs.py builds its standard views from the named queries found by convention; `out`
+    dumps a row as the API shows it (responses and event data alike)."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        out: type[Schema],
+        thing: str | None = None,
+        key: tuple[str, ...] | None = None,
+        create: type[Schema] | None = None,
+        patch: type[Schema] | None = None,
+        list_args: type[Schema] | None = None,
+        page: type[Schema] | None = None,
+        scopes: tuple[str, str] | None = None,
+        events: tuple[str, ...] = ("created", "updated", "deleted"),
+        url_prefix: str | None = None,
+        item: str | None = None,
+        description: str = "",
+        queries: dict[str, str] | None = None,  # verb -> its query, where not the convention's
+        views: dict[str, str] | None = None,  # verb -> its view (operationId), likewise
+        docs: dict[str, str] | None = None,  # verb -> its summary, likewise
+        absent: str | None = None,  # a 404's detail
+        missing: str | None = None,  # the documented 404 of get, patch and delete, if any
+        taken: str | None = None,  # the documented 409 of create and patch, if any
+        delete_conflict: str | None = None,  # the documented 409 of delete, if any
+        cascade: "Resource | None" = None,  # deleted with it by the database: their events
+        links: dict[str, dict] | None = None,  # more links from a create's 201
+    ):
+        self.name = name
+        self.thing = thing or name.removesuffix("s")
+        self.key = key or (f"{self.thing}_id",)
+        self.out_schema, self.create, self.patch = out, create, patch
+        self.list_args = list_args
+        self.page = page or (list_args and page_of(out, out.__name__.removesuffix("Out") + "Page"))
+        self.out = out()
+        self.read_scope, self.write_scope = scopes or (f"{name}:read", f"{name}:write")
+        self.events = event_types.declare(self.thing, *events)
+        self.url_prefix = url_prefix or f"/api/v1/{name}"
+        self.item = item or "".join(f"/<bigint:{k}>" for k in self.key)
+        self.query_names = queries or {}
+        self.view_names = views or {}
+        self.docs = docs or {}
+        self.absent = absent or f"no {self.thing} with this id"
+        self.missing, self.taken, self.delete_conflict = missing, taken, delete_conflict
+        self.cascade = cascade
+        self.links = links or {}
+        self.blp = Blueprint(
+            name, f"dataservice.api.{name}", url_prefix=self.url_prefix, description=description
+        )
+        self.endpoint = f"{name}.{self.view('get')}"
+        self.used: set[tuple[str, str]] = set()  # (sql file, query) its standard verbs run
+        RESOURCES[name] = self
+
+    def view(self, verb: str) -> str:
+        """The view's name, its operationId: get_organization, list_organizations..."""
+        default = f"{verb}_{self.name}" if verb == "list" else f"{verb}_{self.thing}"
+        return self.view_names.get(verb, default.replace("patch_", "update_"))
+
+    def keys(self, row: dict) -> dict:
+        """The URL's key values of a row (a key named after the resource is its id)."""
+        return {k: row[k] if k in row else row["id"] for k in self.key}
 
     def read(self, row: dict):
         """A GET's answer: 304 when If-None-Match already names this version."""
@@ -56,19 +119,17 @@ class Resource:
             return Response(status=304, headers=etag(row))
         return row, etag(row)
 
-    def created(self, row: dict, **url_values):
+    def created(self, row: dict):
         """A create's answer (the view's status is 201): Location and ETag."""
-        return row, {"Location": url_for(self.endpoint, **url_values), **etag(row)}
+        return row, {"Location": url_for(self.endpoint, **self.keys(row)), **etag(row)}
 
-    def record(self, conn, event_type: str, row: dict) -> None:
-        """The change's outbox event, in the change's transaction: the row as the API shows it
-        (before the change, for a delete) and the calling client."""
+    def record(self, conn, action: str, *rows: dict) -> list[dict]:
+        """The changes' outbox events, in the changes' transaction: each row as the API shows it
+        (before the change, for a delete) and the calling client. Every resource's events are
+        written here, the document being `out`'s. Returns the documents."""
+        event_type = f"{self.thing}.{action}"
         if event_type not in self.events:
             raise ValueError(f"{event_type} is not one of {self.events}")
-        events.append(
-            conn,
-            type=event_type,
-            entity_id=row["id"],
-            actor=g.get("client_name"),
-            data=self.out.dump(row),
-        )
+        changes = [(row["id"], self.out.dump(row)) for row in rows]
+        events.append_many(conn, type=event_type, actor=g.get("client_name"), changes=changes)
+        return [data for _, data in changes]

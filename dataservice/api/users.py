@@ -1,4 +1,7 @@
-"""HTTP for the users resource: load with a schema, run the store in a transaction, dump.
+"""HTTP for the users resource. Its list, get, patch and delete are the standard verbs built
+from the declaration (api/verbs.py); the create (its password hashed, a batch's run of creates
+in one statement), the lookups by username and email, the password and the credentials check
+are written here.
 
 Every single-user response carries `ETag: "<version>"`. Writes honour `If-Match` (stale: 412)
 and GETs honour `If-None-Match` (unchanged: 304).
@@ -6,9 +9,9 @@ and GETs honour `If-None-Match` (unchanged: 304).
 
 import re
 
-from flask import current_app, g
+from flask import current_app
 
-from .. import db
+from .. import db, integrity
 from ..auth import requires
 from ..errors import InvalidCredentials, NotFound
 from ..openapi import links
@@ -24,24 +27,37 @@ from ..schemas.users import (
     UserPage,
     UserPatch,
 )
-from ..store import memberships
 from ..store import users as store
-from . import prehash
+from . import prehash, verbs
 from .batch import bulk
 from .idempotency import idempotent
 from .memberships import MEMBERSHIPS
-from .pages import page
-from .parsing import Blueprint
 from .resource import CREATED_HEADERS, ETAG_HEADER, Resource, etag, if_match
 
-blp = Blueprint(
-    "users",
-    __name__,
-    url_prefix="/api/v1/users",
-    description="Users. Email and username are unique case-insensitively.",
+integrity.declare(
+    users_email_lower_key=integrity.unique("email", "Already taken (case-insensitive)."),
+    users_username_lower_key=integrity.unique("username", "Already taken (case-insensitive)."),
 )
-
-USERS = Resource(UserOut(), endpoint="users.get_user", events=store.EVENTS)
+USERS = Resource(
+    "users",
+    out=UserOut,
+    patch=UserPatch,
+    list_args=UserListArgs,
+    page=UserPage,
+    events=("created", "updated", "password_changed", "deleted"),
+    description="Users. Email and username are unique case-insensitively.",
+    queries={"get": "get_user_by_id"},
+    docs={
+        "list": "List users a page at a time (keyset pagination: pass `next_cursor` back as "
+        "`cursor`).",
+        "delete": "Delete a user and their memberships (not the last owner of an organization).",
+    },
+    missing="No user has this id.",
+    taken="The email or the username is taken.",
+    delete_conflict="The user is the last owner of organizations (named).",
+    cascade=MEMBERSHIPS,
+)
+blp = USERS.blp
 _USERNAME = re.compile(USERNAME_PATTERN)
 _THE_USER = {"user_id": "$response.body#/id"}
 
@@ -61,13 +77,12 @@ def _password_hash(data: dict) -> str:
 
 def create_many(conn, bodies: list[dict]) -> list[dict]:
     """A batch's run of creates, from validated UserCreate bodies: one statement writes the users
-    and their events. Returns each user as UserOut shows it (built in SQL, as its event's data;
-    tests/test_events.py holds api_user and UserOut together)."""
+    and one their events. Returns each user as UserOut shows it (its event's data)."""
     users = [
         {"email": b["email"], "username": b["username"], "password_hash": _password_hash(b)}
         for b in bodies
     ]
-    return store.create_users(conn, users, actor=g.get("client_name"))
+    return USERS.record(conn, "created", *store.create_users(conn, users))
 
 
 @blp.route("", methods=["POST"], strict_slashes=False)
@@ -90,36 +105,15 @@ def create_many(conn, bodies: list[dict]) -> list[dict]:
 def create_user(data):
     """Create a user."""
     password_hash = _password_hash(data)  # before borrowing a connection: hashing is slow
-    # One statement writes the user and its event: no transaction of its own is needed.
-    with db.read() as conn:
+    with db.write() as conn:
         user = store.create_user(
-            conn,
-            email=data["email"],
-            username=data["username"],
-            password_hash=password_hash,
-            actor=g.get("client_name"),
+            conn, email=data["email"], username=data["username"], password_hash=password_hash
         )
-    return USERS.created(user, user_id=user["id"])
+        USERS.record(conn, "created", user)
+    return USERS.created(user)
 
 
-@blp.route("", methods=["GET"], strict_slashes=False)
-@requires("users:read")
-@blp.arguments(UserListArgs(), location="query")
-@blp.response(200, UserPage)
-@blp.alt_response(400, description="The cursor was altered or belongs to another query.")
-def list_users(args):
-    """List users a page at a time (keyset pagination: pass `next_cursor` back as `cursor`)."""
-    return page(store.LISTING, args)
-
-
-@blp.route("/<bigint:user_id>", methods=["GET"])
-@requires("users:read")
-@blp.response(200, UserOut, headers=ETAG_HEADER)
-@blp.alt_response(404, description="No user has this id.")
-def get_user(user_id):
-    """Get a user by id."""
-    with db.read() as conn:
-        return USERS.read(store.get_user(conn, user_id))
+verbs.serve(USERS, "list", "get", "patch", "delete")
 
 
 @blp.route(
@@ -154,27 +148,6 @@ def get_user_by_email(email):
         return USERS.read(store.get_user_by_email(conn, email))
 
 
-@blp.route("/<bigint:user_id>", methods=["PATCH"])
-@requires("users:write")
-@idempotent
-@blp.arguments(UserPatch(), content_type="application/merge-patch+json")
-@blp.response(200, UserOut, headers=ETAG_HEADER)
-@blp.alt_response(404, description="No user has this id.")
-@blp.alt_response(409, description="The email or the username is taken.")
-def update_user(data, user_id):
-    """Change the email and/or the username (JSON merge patch)."""
-    with db.write() as conn:
-        user = store.update_user(
-            conn,
-            user_id,
-            email=data.get("email"),
-            username=data.get("username"),
-            versions=if_match(),
-        )
-        USERS.record(conn, "user.updated", user)
-    return user, etag(user)
-
-
 @blp.route("/<bigint:user_id>/password", methods=["PUT"])
 @requires("users:credentials")
 @idempotent
@@ -186,26 +159,8 @@ def set_password(data, user_id):
     password_hash = _password_hash(data)
     with db.write() as conn:
         user = store.set_password_hash(conn, user_id, password_hash, if_match())
-        USERS.record(conn, "user.password_changed", user)
+        USERS.record(conn, "password_changed", user)
     return None, 204, etag(user)
-
-
-@blp.route("/<bigint:user_id>", methods=["DELETE"])
-@requires("users:write")
-@idempotent
-@blp.response(204)
-@blp.alt_response(404, description="No user has this id.")
-@blp.alt_response(409, description="The user is the last owner of organizations (named).")
-def delete_user(user_id):
-    """Delete a user and their memberships (not the last owner of an organization)."""
-    with db.write() as conn:
-        user = store.lock_user(conn, user_id, if_match())
-        removed = memberships.of_user(conn, user_id)
-        store.delete_user(conn, user_id)
-        for membership in removed:
-            MEMBERSHIPS.record(conn, "membership.deleted", membership)
-        USERS.record(conn, "user.deleted", user)
-    return None, 204
 
 
 @blp.route("/verify-credentials", methods=["POST"])

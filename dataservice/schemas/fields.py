@@ -16,6 +16,11 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 NO_NUL = r"^[^\u0000]*$"
 
 
+def id_field(**kwargs) -> fields.Integer:
+    """A row id: a positive 64-bit integer (in a body, strictly a JSON integer)."""
+    return fields.Integer(validate=validate.Range(min=1, max=BIGINT_MAX), **kwargs)
+
+
 def check_text(value: str) -> str:
     # PostgreSQL text cannot hold NUL, and a lone surrogate (legal in a JSON \u escape) cannot
     # be encoded as UTF-8: refuse both here, as a 422 naming the field, not as a database error.

@@ -1,24 +1,18 @@
 """What a client sends to the organizations resource and what it gets back."""
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
-from .fields import BIGINT_MAX, UtcDateTime, at_least_one, text
-from .pages import PageArgs, page_of, sorting
+from .fields import UtcDateTime, at_least_one, id_field, text
+from .pages import PageArgs, sorting
 
-SLUG_PATTERN = r"^[a-z0-9-]{3,63}$"
 SLUG = {
-    "pattern": SLUG_PATTERN,
+    "pattern": r"^[a-z0-9-]{3,63}$",
     "min_length": 3,
     "max_length": 63,
     "error": "3 to 63 characters of a-z, 0-9 and '-'.",
     "description": "The organization's URL name; unique.",
 }
 NAME = {"min_length": 1, "max_length": 200}
-
-
-def id_field(**kwargs) -> fields.Integer:
-    """A row id: a positive 64-bit integer (in a body, strictly a JSON integer)."""
-    return fields.Integer(validate=validate.Range(min=1, max=BIGINT_MAX), **kwargs)
 
 
 class OrganizationCreate(Schema):
@@ -57,6 +51,3 @@ class OrganizationListArgs(PageArgs):
     created_after = fields.AwareDateTime(metadata={"description": "RFC 3339, exclusive."})
     created_before = fields.AwareDateTime(metadata={"description": "RFC 3339, exclusive."})
     member = id_field(metadata={"description": "Only organizations this user belongs to."})
-
-
-OrganizationPage = page_of(OrganizationOut, "OrganizationPage")

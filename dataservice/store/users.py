@@ -3,28 +3,10 @@
 import psycopg
 from psycopg.types.json import Jsonb
 
-from .. import integrity, tracing
 from ..queries import queries
-from . import events
-from .pages import Listing, Sort
-from .rows import current, found, written
+from .rows import found, written
 
 q = queries.users
-
-EVENTS = events.declare("user", "created", "updated", "password_changed", "deleted")
-integrity.declare(
-    users_email_lower_key=integrity.unique("email", "Already taken (case-insensitive)."),
-    users_username_lower_key=integrity.unique("username", "Already taken (case-insensitive)."),
-)
-LISTING = Listing(
-    {
-        "id": Sort(q.list_users_by_id, "id"),
-        "-id": Sort(q.list_users_by_id_desc, "id"),
-        "created_at": Sort(q.list_users_by_created_at, "created_at", "id"),
-        "-created_at": Sort(q.list_users_by_created_at_desc, "created_at", "id"),
-    },
-    count=q.count_users,
-)
 
 
 def _written(conn: psycopg.Connection, row: dict | None, user_id: int, versions) -> dict:
@@ -32,31 +14,15 @@ def _written(conn: psycopg.Connection, row: dict | None, user_id: int, versions)
     return written(row, versions, version, "no user with this id")
 
 
-def create_user(
-    conn: psycopg.Connection, *, email: str, username: str, password_hash: str, actor: str | None
-) -> dict:
-    """Inserts the user and its user.created event in one statement (atomic by itself)."""
-    return q.create_user(
-        conn,
-        email=email,
-        username=username,
-        password_hash=password_hash,
-        actor=actor,
-        trace_id=tracing.trace_id(),
-    )
+def create_user(conn: psycopg.Connection, *, email: str, username: str, password_hash: str) -> dict:
+    return q.create_user(conn, email=email, username=username, password_hash=password_hash)
 
 
-def create_users(conn: psycopg.Connection, users: list[dict], actor: str | None) -> list[dict]:
-    """Inserts every {email, username, password_hash} and its user.created event in one
-    statement; returns each user as the API shows it (its event's data), in the order given.
-    A clash anywhere (also between two of them) fails the lot."""
-    rows = q.create_users(conn, users=Jsonb(users), actor=actor, trace_id=tracing.trace_id())
-    by_username = {row["username"]: row["data"] for row in rows}
+def create_users(conn: psycopg.Connection, users: list[dict]) -> list[dict]:
+    """Inserts every {email, username, password_hash} in one statement; returns the rows in the
+    order given. A clash anywhere (also between two of them) fails the lot."""
+    by_username = {row["username"]: row for row in q.create_users(conn, users=Jsonb(users))}
     return [by_username[u["username"]] for u in users]
-
-
-def get_user(conn: psycopg.Connection, user_id: int) -> dict:
-    return found(q.get_user_by_id(conn, user_id=user_id), "no user with this id")
 
 
 def get_user_by_username(conn: psycopg.Connection, username: str) -> dict:
@@ -72,19 +38,6 @@ def get_credentials(conn: psycopg.Connection, login: str) -> dict | None:
     return q.get_credentials(conn, login=login)
 
 
-def update_user(
-    conn: psycopg.Connection,
-    user_id: int,
-    *,
-    email: str | None,
-    username: str | None,
-    versions: list[int] | None,
-) -> dict:
-    """`versions`: the If-Match versions (None: no precondition)."""
-    row = q.update_user(conn, user_id=user_id, email=email, username=username, versions=versions)
-    return _written(conn, row, user_id, versions)
-
-
 def set_password_hash(
     conn: psycopg.Connection, user_id: int, password_hash: str, versions: list[int] | None
 ) -> dict:
@@ -96,14 +49,3 @@ def set_password_hash(
 
 def rehash_password(conn: psycopg.Connection, user_id: int, old_hash: str, new_hash: str) -> None:
     q.rehash_password(conn, user_id=user_id, old_hash=old_hash, new_hash=new_hash)
-
-
-def lock_user(conn: psycopg.Connection, user_id: int, versions: list[int] | None) -> dict:
-    """The user, locked for a conditional delete (`versions`: the If-Match versions)."""
-    return current(q.lock_user(conn, user_id=user_id), versions, "no user with this id")
-
-
-def delete_user(conn: psycopg.Connection, user_id: int) -> None:
-    """Deletes a locked user and their memberships (LastOwner when that would leave an
-    organization without an owner)."""
-    q.delete_user(conn, user_id=user_id)

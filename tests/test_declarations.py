@@ -1,0 +1,105 @@
+"""Resources declared once (api/resource.py `Resource`), their standard verbs built over the named
+queries found by convention (api/verbs.py): a declared resource whose SQL lacks one of them
+refuses to start, in one line naming the file and the query."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dataservice.api import blueprints
+from dataservice.api.resource import RESOURCES
+
+from .support import one_error_line
+
+ROOT = Path(__file__).parent.parent
+
+
+def _without(sql: str, name: str) -> str:
+    """The file's text without the named query's block (its header to the next blank line)."""
+    removed = re.sub(rf"-- name: {name}\(.*?\n\n", "", sql, flags=re.DOTALL)
+    assert removed != sql, name
+    return removed
+
+
+@pytest.mark.parametrize(
+    "sql_file, query, verb",
+    [
+        ("organizations", "get_organization_version", "version"),  # for PATCH's 404 or 412
+        ("organizations", "list_organizations_by_created_at_desc", "sort -created_at"),
+        ("users", "lock_user", "lock"),  # DELETE
+        ("memberships", "memberships_of_user", "cascade"),  # a user's delete, for its events
+        ("memberships", "remove_membership", "delete"),  # renamed by the declaration
+    ],
+)
+def test_a_resource_missing_a_conventional_query_refuses_to_start(tmp_path, sql_file, query, verb):
+    shutil.copytree(ROOT / "dataservice", tmp_path / "dataservice")
+    shutil.copytree(ROOT / "sql", tmp_path / "sql")
+    path = tmp_path / "sql" / f"{sql_file}.sql"
+    path.write_text(_without(path.read_text(), query))
+    done = subprocess.run(
+        [sys.executable, "-c", "from dataservice.cli import main; main()", "scopes"],
+        cwd=tmp_path,  # this copy of the package, not the installed one
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    line = one_error_line(done.returncode, done.stdout, done.stderr)
+    owner = {"cascade": "users"}.get(verb, sql_file)
+    assert line == (
+        f"Error: sql/{sql_file}.sql: the resource {owner} has no query {query} (its {verb})"
+    )
+
+
+def test_the_same_tree_starts(tmp_path):
+    """The copy above, unchanged, starts: the refusals are the missing queries'."""
+    shutil.copytree(ROOT / "dataservice", tmp_path / "dataservice")
+    shutil.copytree(ROOT / "sql", tmp_path / "sql")
+    done = subprocess.run(
+        [sys.executable, "-c", "from dataservice.cli import main; main()", "scopes"],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "organizations:write" in done.stdout.split()
+
+
+def test_the_declared_verbs_are_the_documented_operations(client):
+    """Each declared resource's standard views carry the operationIds clients already use."""
+    blueprints()
+    spec = client.get("/openapi.json").get_json()
+    operations = {
+        operation["operationId"]
+        for item in spec["paths"].values()
+        for operation in item.values()
+        if isinstance(operation, dict) and "operationId" in operation
+    }
+    built = {
+        endpoint.rsplit(".", 1)[1]
+        for endpoint in client.application.view_functions
+        if endpoint.split(".")[0] in RESOURCES
+    }
+    assert (
+        {
+            "list_users",
+            "get_user",
+            "update_user",
+            "delete_user",
+            "list_organizations",
+            "get_organization",
+            "get_organization_by_slug",
+            "update_organization",
+            "delete_organization",
+            "get_member",
+            "delete_member",
+        }
+        <= built
+        <= operations
+    )
