@@ -389,6 +389,15 @@ def write():
     return _failures_mapped(shared, get().on_error) if shared is not None else get().transaction()
 
 
+def single_statement():
+    """A connection for a write of one statement, atomic by itself: this request's transaction
+    when one is open, else the primary in autocommit, with no BEGIN and COMMIT round trips (a
+    user's create writes the user and its event in one statement: 1.2x the creates per second
+    of a transaction around it, docs/benchmarks.md, thirteenth round)."""
+    shared = g.get("request_conn")
+    return _failures_mapped(shared, get().on_error) if shared is not None else get().connection()
+
+
 @contextmanager
 def savepoint() -> Iterator[psycopg.Connection]:
     """A savepoint in this request's transaction, which must be open: the block's writes are

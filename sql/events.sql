@@ -5,16 +5,6 @@
 INSERT INTO events (type, entity, entity_id, actor, data, trace_id)
 VALUES (:type, :entity, :entity_id, :actor, :data, :trace_id);
 
--- name: append_events(events)!
--- Records many changes in one statement, numbered in the order given (a batch's run of
--- creates). `events` is a JSON array of {type, entity, entity_id, actor, data, trace_id}.
-INSERT INTO events (type, entity, entity_id, actor, data, trace_id)
-SELECT type, entity, entity_id, actor, data, trace_id
-  FROM ROWS FROM (jsonb_to_recordset(:events::jsonb)
-           AS (type text, entity text, entity_id bigint, actor text, data jsonb, trace_id text))
-       WITH ORDINALITY AS new (type, entity, entity_id, actor, data, trace_id, n)
- ORDER BY n;
-
 -- name: announce_events()^
 -- Wakes the feed's long-polling readers in every worker and instance (they LISTEN on this
 -- channel), after writes that appended events have committed. A transaction of its own, so that

@@ -1,21 +1,41 @@
 -- Queries on users. Reviewed as plain SQL: see sql/README.md for the house style.
 -- Only get_credentials reads password_hash; no query that feeds a response returns it.
 
--- name: create_user(email, username, password_hash)^
--- Inserts one user (its user.created event follows in the same transaction, as every
--- resource's do). The unique indexes on lower(email) and lower(username) reject clashes.
-INSERT INTO users (email, username, password_hash)
-VALUES (:email, :username, :password_hash)
-RETURNING id, email, username, version, created_at, updated_at;
+-- name: create_user(email, username, password_hash, actor, trace_id)^
+-- Inserts one user and its user.created event (the outbox) in one statement: one round trip,
+-- atomic by itself, where BEGIN, two INSERTs and COMMIT took four. The unique indexes on
+-- lower(email) and lower(username) reject clashes. The event's data is the user as the API
+-- shows it (api_user of migration 0007).
+WITH created AS (
+    INSERT INTO users (email, username, password_hash)
+    VALUES (:email, :username, :password_hash)
+    RETURNING id, email, username, version, created_at, updated_at
+), recorded AS (
+    INSERT INTO events (type, entity, entity_id, actor, data, trace_id)
+    SELECT 'user.created', 'user', id, :actor,
+           api_user(id, email, username, created_at, updated_at), :trace_id
+      FROM created
+)
+SELECT id, email, username, version, created_at, updated_at FROM created;
 
--- name: create_users(users)
--- Inserts many users in one statement (a batch's run of creates). `users` is a JSON array of
--- {email, username, password_hash}; their user.created events follow in one statement too
--- (events.append_events). A clash anywhere (also between two of them) fails the lot.
-INSERT INTO users (email, username, password_hash)
-SELECT email, username, password_hash
-  FROM jsonb_to_recordset(:users::jsonb) AS new (email text, username text, password_hash text)
-RETURNING id, email, username, version, created_at, updated_at;
+-- name: create_users(users, actor, trace_id)
+-- Inserts many users and their user.created events in one statement (a batch's run of
+-- creates). `users` is a JSON array of {email, username, password_hash}. Events are numbered in
+-- the users' order, as create_user builds them (ids follow the order of the rows inserted).
+-- Returns each user's username and its JSON as the API shows it (api_user, the event's data):
+-- the batch answers with it rather than building the same document again.
+WITH created AS (
+    INSERT INTO users (email, username, password_hash)
+    SELECT email, username, password_hash
+      FROM jsonb_to_recordset(:users::jsonb) AS new (email text, username text, password_hash text)
+    RETURNING id, username, api_user(id, email, username, created_at, updated_at) AS data
+), recorded AS (
+    INSERT INTO events (type, entity, entity_id, actor, data, trace_id)
+    SELECT 'user.created', 'user', id, :actor, data, :trace_id
+      FROM created
+     ORDER BY id
+)
+SELECT username, data FROM created;
 
 -- name: get_user_by_id(user_id)^
 -- One user by primary key, or no row.

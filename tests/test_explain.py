@@ -76,10 +76,16 @@ SAMPLES = {
             "email": "new@example.com",
             "username": "new",
             "password_hash": SEEDED_HASH,
+            "actor": "a",
+            "trace_id": None,
         }
     ],
     "users.create_users": [
-        {"users": Jsonb([{"email": "a@x.io", "username": "a_x", "password_hash": SEEDED_HASH}])}
+        {
+            "users": Jsonb([{"email": "a@x.io", "username": "a_x", "password_hash": SEEDED_HASH}]),
+            "actor": "a",
+            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+        }
     ],
     "users.get_user_by_username": [{"username": "ada_adams0"}],
     "users.get_user_by_email": [{"email": "ada.adams.0@example.com"}],
@@ -134,16 +140,6 @@ SAMPLES = {
             "actor": None,
             "data": "{}",
             "trace_id": None,
-        }
-    ],
-    "events.append_events": [
-        {
-            "events": Jsonb(
-                [
-                    {"type": "user.created", "entity": "user", "entity_id": 1, "actor": None}
-                    | {"data": {}, "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}
-                ]
-            )
         }
     ],
     "session.tag_connection": [{"name": "dataservice 4bf92f3577b34da6a3ce929d0e0e4736"}],

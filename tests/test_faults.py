@@ -193,6 +193,7 @@ def test_connection_killed_inside_a_write_leaves_nothing_behind(fault_app, fault
                 email="half@example.com",
                 username="half",
                 password_hash=new_user()["hashed_password"],
+                actor=None,
             )
             conn.execute("SELECT pg_sleep(10)")
             users_store.create_user(
@@ -200,6 +201,7 @@ def test_connection_killed_inside_a_write_leaves_nothing_behind(fault_app, fault
                 email="other@example.com",
                 username="other",
                 password_hash=new_user()["hashed_password"],
+                actor=None,
             )
         return {"ok": True}
 

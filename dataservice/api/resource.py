@@ -123,13 +123,16 @@ class Resource:
         """A create's answer (the view's status is 201): Location and ETag."""
         return row, {"Location": url_for(self.endpoint, **self.keys(row)), **etag(row)}
 
-    def record(self, conn, action: str, *rows: dict) -> list[dict]:
-        """The changes' outbox events, in the changes' transaction: each row as the API shows it
-        (before the change, for a delete) and the calling client. Every resource's events are
-        written here, the document being `out`'s. Returns the documents."""
+    def record(self, conn, action: str, row: dict) -> None:
+        """The change's outbox event, in the change's transaction: the row as the API shows it
+        (before the change, for a delete) and the calling client."""
         event_type = f"{self.thing}.{action}"
         if event_type not in self.events:
             raise ValueError(f"{event_type} is not one of {self.events}")
-        changes = [(row["id"], self.out.dump(row)) for row in rows]
-        events.append_many(conn, type=event_type, actor=g.get("client_name"), changes=changes)
-        return [data for _, data in changes]
+        events.append(
+            conn,
+            type=event_type,
+            entity_id=row["id"],
+            actor=g.get("client_name"),
+            data=self.out.dump(row),
+        )

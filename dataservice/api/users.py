@@ -9,7 +9,7 @@ and GETs honour `If-None-Match` (unchanged: 304).
 
 import re
 
-from flask import current_app
+from flask import current_app, g
 
 from .. import db, integrity
 from ..auth import requires
@@ -77,12 +77,13 @@ def _password_hash(data: dict) -> str:
 
 def create_many(conn, bodies: list[dict]) -> list[dict]:
     """A batch's run of creates, from validated UserCreate bodies: one statement writes the users
-    and one their events. Returns each user as UserOut shows it (its event's data)."""
+    and their events. Returns each user as UserOut shows it (built in SQL, as its event's data;
+    tests/test_events.py holds api_user and UserOut together)."""
     users = [
         {"email": b["email"], "username": b["username"], "password_hash": _password_hash(b)}
         for b in bodies
     ]
-    return USERS.record(conn, "created", *store.create_users(conn, users))
+    return store.create_users(conn, users, actor=g.get("client_name"))
 
 
 @blp.route("", methods=["POST"], strict_slashes=False)
@@ -105,11 +106,15 @@ def create_many(conn, bodies: list[dict]) -> list[dict]:
 def create_user(data):
     """Create a user."""
     password_hash = _password_hash(data)  # before borrowing a connection: hashing is slow
-    with db.write() as conn:
+    # One statement writes the user and its event: no transaction of its own is needed.
+    with db.single_statement() as conn:
         user = store.create_user(
-            conn, email=data["email"], username=data["username"], password_hash=password_hash
+            conn,
+            email=data["email"],
+            username=data["username"],
+            password_hash=password_hash,
+            actor=g.get("client_name"),
         )
-        USERS.record(conn, "created", user)
     return USERS.created(user)
 
 

@@ -259,8 +259,8 @@ def _delete(resource: Resource) -> None:
             removed = list(children(conn, **key)) if child is not None else []
             if not conditional:
                 delete(conn, **key)
-            if removed:  # their events before its own
-                child.record(conn, "deleted", *removed)
+            for gone in removed:
+                child.record(conn, "deleted", gone)
             resource.record(conn, "deleted", row)
         return None, 204
 

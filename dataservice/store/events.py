@@ -24,35 +24,18 @@ def append(
     data: dict,
 ) -> None:
     """Records one change in the changing transaction; `type` must be declared."""
-    append_many(conn, type=type, actor=actor, changes=[(entity_id, data)])
-
-
-def append_many(conn: psycopg.Connection, *, type: str, actor: str | None, changes: list) -> None:
-    """Records changes in the changing transaction, each an (entity id, data) pair, numbered in
-    the order given; `type` must be declared. The one way events are written, for every resource
-    (api/resource.py `Resource.record`) and the catalog's writes."""
     if type not in TYPES:
         raise ValueError(f"undeclared event type {type!r}")
     entity = type.split(".", 1)[0]
-    trace_id = tracing.trace_id()  # the request's, if it has one (tracing.py)
-    if len(changes) == 1:
-        [(entity_id, data)] = changes
-        queries.events.append_event(
-            conn,
-            type=type,
-            entity=entity,
-            entity_id=entity_id,
-            actor=actor,
-            data=Jsonb(data),
-            trace_id=trace_id,
-        )
-    elif changes:  # many (a batch's run, a delete's memberships): one statement
-        rows = [
-            {"type": type, "entity": entity, "entity_id": entity_id, "actor": actor}
-            | {"data": data, "trace_id": trace_id}
-            for entity_id, data in changes
-        ]
-        queries.events.append_events(conn, events=Jsonb(rows))
+    queries.events.append_event(
+        conn,
+        type=type,
+        entity=entity,
+        entity_id=entity_id,
+        actor=actor,
+        data=Jsonb(data),
+        trace_id=tracing.trace_id(),  # the request's, if it has one (tracing.py)
+    )
 
 
 def announce(conn: psycopg.Connection) -> None:

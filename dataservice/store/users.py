@@ -3,6 +3,7 @@
 import psycopg
 from psycopg.types.json import Jsonb
 
+from .. import tracing
 from ..queries import queries
 from .rows import found, written
 
@@ -14,14 +15,26 @@ def _written(conn: psycopg.Connection, row: dict | None, user_id: int, versions)
     return written(row, versions, version, "no user with this id")
 
 
-def create_user(conn: psycopg.Connection, *, email: str, username: str, password_hash: str) -> dict:
-    return q.create_user(conn, email=email, username=username, password_hash=password_hash)
+def create_user(
+    conn: psycopg.Connection, *, email: str, username: str, password_hash: str, actor: str | None
+) -> dict:
+    """Inserts the user and its user.created event in one statement (atomic by itself)."""
+    return q.create_user(
+        conn,
+        email=email,
+        username=username,
+        password_hash=password_hash,
+        actor=actor,
+        trace_id=tracing.trace_id(),
+    )
 
 
-def create_users(conn: psycopg.Connection, users: list[dict]) -> list[dict]:
-    """Inserts every {email, username, password_hash} in one statement; returns the rows in the
-    order given. A clash anywhere (also between two of them) fails the lot."""
-    by_username = {row["username"]: row for row in q.create_users(conn, users=Jsonb(users))}
+def create_users(conn: psycopg.Connection, users: list[dict], actor: str | None) -> list[dict]:
+    """Inserts every {email, username, password_hash} and its user.created event in one
+    statement; returns each user as the API shows it (its event's data), in the order given.
+    A clash anywhere (also between two of them) fails the lot."""
+    rows = q.create_users(conn, users=Jsonb(users), actor=actor, trace_id=tracing.trace_id())
+    by_username = {row["username"]: row["data"] for row in rows}
     return [by_username[u["username"]] for u in users]
 
 
