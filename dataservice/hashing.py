@@ -47,39 +47,47 @@ class _Ticket:
 
 
 class HashQueue:
-    def __init__(self, threads: int, budget: float, nice: int, hash_seconds: float):
-        self.threads, self.budget, self._nice = threads, budget, nice
+    def __init__(
+        self, threads: int, budget: float, nice: int, hash_seconds: float, hold: float = 0.0
+    ):
+        self.threads, self.budget, self._nice, self._hold = threads, budget, nice, hold
         self.hash_seconds = hash_seconds  # moving average, first the one measured at start
         self._lines: OrderedDict[str, deque[_Ticket]] = OrderedDict()  # the round's order
         self._running = 0
+        self._told: dict[str, float] = {}  # connection -> when its last 503 told it to come back
         # Taken by requests and by the native threads: never held while waiting for anything.
         self._mutex = section_lock()
         self._spawn: Callable | None = None  # made on first use, in the worker (after the fork)
         self._spawn_mutex = threading.Lock()
 
-    def run(self, client: str, function: Callable, *args):
+    def run(self, client: str, function: Callable, *args, connection: str = ""):
         """`function(*args)` in a hashing thread, in `client`'s turn; raises Busy at once when
-        it would wait past the budget."""
-        return self.run_many(client, [(function, args)])[0]
+        it would wait past the budget (see run_many for `connection`)."""
+        return self.run_many(client, [(function, args)], connection)[0]
 
-    def run_many(self, client: str, calls: list[tuple[Callable, tuple]]) -> list:
+    def run_many(
+        self, client: str, calls: list[tuple[Callable, tuple]], connection: str = ""
+    ) -> list:
         """Several calls of one request (a batch), queued at once and run in parallel. Refused
         as a whole when its first would wait past the budget: its own later hashes are its own
-        work, and they take turns with other clients' like any others."""
+        work, and they take turns with other clients' like any others. `connection` names the
+        request's connection (address and port): see _held."""
         tickets = [_Ticket(function, args) for function, args in calls]
         queued = time.perf_counter()
         with self._mutex:
             wait = self.expected_wait(client)
             if wait > self.budget:
-                refused = True
+                retry = max(1, math.ceil(wait - self.budget))
+                hold = self._held(connection, retry)
             else:
-                refused = False
+                retry = 0
                 line = self._lines.get(client)
                 if line is None:
                     line = self._lines[client] = deque()
                 line.extend(tickets)
-        if refused:
-            retry = max(1, math.ceil(wait - self.budget))
+        if retry:
+            if hold:
+                time.sleep(hold)  # patched under gevent: other requests run meanwhile
             raise Busy(
                 f"password hashing on this instance is booked for {wait:.1f} s ahead of this "
                 f"request, past its budget of {self.budget:g} s (PASSWORD_HASH_WAIT_MS); retry "
@@ -107,6 +115,23 @@ class HashQueue:
             min(len(line), own + 1) for name, line in self._lines.items() if name != client
         )
         return max(0, ahead + self._running + 1 - self.threads) * self.hash_seconds / self.threads
+
+    def _held(self, connection: str, retry: int) -> float:
+        """Seconds to hold this refusal (call under the mutex): up to `hold`
+        (RATELIMIT_HOLD_MS, under gevent) when the same connection comes back before the
+        Retry-After of its last 503, as admission holds a 429. A closed loop that ignores
+        Retry-After would otherwise spend the cores on refusals (each parses, authenticates and
+        looks the login up) at nice 0, beside hashes at PASSWORD_HASH_NICE: a 16-connection
+        verify flood beside another client's GETs sent about 150 refused logins a second.
+        Keyed by connection, not client: the concurrent requests of one burst come on
+        connections of their own, and each is refused at once."""
+        if not (self._hold and connection):
+            return 0.0
+        now = time.monotonic()
+        if len(self._told) > 10_000:  # forget the connections whose Retry-After has passed
+            self._told = {key: told for key, told in self._told.items() if told > now}
+        told, self._told[connection] = self._told.get(connection, 0.0), now + retry
+        return min(told - now, self._hold) if told > now else 0.0
 
     def _next(self) -> _Ticket:
         """A pool task: runs the next hash in the fair order, in this native thread."""
