@@ -26,6 +26,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from itertools import chain
 
 from . import tracing
 from .errors import Busy
@@ -52,7 +53,10 @@ class HashQueue:
     ):
         self.threads, self.budget, self._nice, self._hold = threads, budget, nice, hold
         self.hash_seconds = hash_seconds  # moving average, first the one measured at start
-        self._lines: OrderedDict[str, deque[_Ticket]] = OrderedDict()  # the round's order
+        # A client's line starts in _new, served before _lines (the round's order) for one
+        # hash: a single login waits for the running hash, not for one of each flood's too.
+        self._new: OrderedDict[str, deque[_Ticket]] = OrderedDict()
+        self._lines: OrderedDict[str, deque[_Ticket]] = OrderedDict()
         self._running = 0
         self._told: dict[str, float] = {}  # connection -> when its last 503 told it to come back
         # Taken by requests and by the native threads: never held while waiting for anything.
@@ -81,9 +85,9 @@ class HashQueue:
                 hold = self._held(connection, retry)
             else:
                 retry = 0
-                line = self._lines.get(client)
+                line = self._line(client)
                 if line is None:
-                    line = self._lines[client] = deque()
+                    line = self._new[client] = deque()
                 line.extend(tickets)
         if retry:
             if hold:
@@ -109,12 +113,18 @@ class HashQueue:
     def expected_wait(self, client: str) -> float:
         """Seconds a new hash of `client` would wait (call under the mutex): in round-robin
         order it comes after the client's own queued hashes and, of every other waiting client,
-        as many as the client has plus one; then a thread must be free."""
-        own = len(self._lines.get(client, ()))
+        as many as the client has plus one (an upper bound for a client with none queued: it
+        goes before the clients already served); then a thread must be free."""
+        own = len(self._line(client) or ())
         ahead = own + sum(
-            min(len(line), own + 1) for name, line in self._lines.items() if name != client
+            min(len(line), own + 1)
+            for name, line in chain(self._new.items(), self._lines.items())
+            if name != client
         )
         return max(0, ahead + self._running + 1 - self.threads) * self.hash_seconds / self.threads
+
+    def _line(self, client: str) -> deque[_Ticket] | None:
+        return self._new.get(client) or self._lines.get(client)
 
     def _held(self, connection: str, retry: int) -> float:
         """Seconds to hold this refusal (call under the mutex): up to `hold`
@@ -139,12 +149,12 @@ class HashQueue:
             os.setpriority(os.PRIO_PROCESS, 0, self._nice)  # 0: this thread, on Linux
             _thread_state.lowered = True
         with self._mutex:
-            client, line = next(iter(self._lines.items()))
+            lines = self._new or self._lines
+            client, line = next(iter(lines.items()))
             ticket = line.popleft()
+            del lines[client]
             if line:
-                self._lines.move_to_end(client)  # its next hash after every other client's
-            else:
-                del self._lines[client]
+                self._lines[client] = line  # its next hash after every other client's
             self._running += 1
         ticket.began = time.perf_counter()
         try:
