@@ -174,7 +174,7 @@ SETTINGS = (
     ),
     Setting(
         "PASSWORD_HASH_NICE",
-        "10",
+        "6",
         _nice,
         "Nice value of the threads that hash passwords: under load the rest of the API goes "
         "first (0: same priority as requests).",

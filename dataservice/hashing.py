@@ -2,18 +2,21 @@
 cannot be done in time.
 
 A hash request joins its client's line; the lines are served round-robin (one hash of each
-waiting client in turn), so one client's flood of queued hashes does not put another client's
-single login behind all of it. A request waits while its expected wait fits the budget
+waiting client in turn), and a client with nothing queued goes before the clients already
+served, so one client's flood of queued hashes puts another client's single login behind none
+of it, only the hash running. A request waits while its expected wait fits the budget
 (PASSWORD_HASH_WAIT_MS): the hashes ahead of it in that order, times the measured time of one
 hash (a moving average), over the hashing threads. Past the budget it is refused at once
 (503 busy) with a Retry-After from the same estimate.
 
 The hashes run in native threads (PASSWORD_HASH_CONCURRENCY of them, by default the cores over
-the workers: as many as cores on the instance) at a raised nice value: when nothing else wants
-the cores hashing takes all of them, and when other
-requests want them the scheduler gives hashing a small share (nice 10 weighs about a tenth of
-nice 0). Under gevent they are gevent's native threads: argon2-cffi and bcrypt release the GIL,
-so the worker's other requests go on meanwhile.
+the workers: as many as cores on the instance) at a raised nice value (PASSWORD_HASH_NICE, 6):
+when nothing else wants the cores hashing takes all of them, and when other requests want them
+the scheduler gives hashing a smaller share (nice 6 weighs about a quarter of nice 0). Measured
+(docs/benchmarks.md, twelfth round): at nice 10 a verify flood beside another client's GET
+flood got 0.20-0.21x of its solo rate, at 8 0.24x, at 6 0.38x (target 0.25x) while the GETs
+kept 0.81x of theirs (target 0.7x). Under gevent they are gevent's native threads:
+argon2-cffi and bcrypt release the GIL, so the worker's other requests go on meanwhile.
 
 How it runs: each request spawns one task per hash on the thread pool; a task, when a thread
 takes it, runs whichever queued hash is next in the fair order (not necessarily its own), and
