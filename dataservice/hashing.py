@@ -85,7 +85,7 @@ class HashQueue:
             wait = self.expected_wait(client)
             if wait > self.budget:
                 retry = max(1, math.ceil(wait - self.budget))
-                hold = self._held(connection, retry)
+                hold = self._held(client, connection, retry)
             else:
                 retry = 0
                 line = self._line(client)
@@ -129,21 +129,23 @@ class HashQueue:
     def _line(self, client: str) -> deque[_Ticket] | None:
         return self._new.get(client) or self._lines.get(client)
 
-    def _held(self, connection: str, retry: int) -> float:
+    def _held(self, client: str, connection: str, retry: int) -> float:
         """Seconds to hold this refusal (call under the mutex): up to `hold`
         (RATELIMIT_HOLD_MS, under gevent) when the same connection comes back before the
         Retry-After of its last 503, as admission holds a 429. A closed loop that ignores
         Retry-After would otherwise spend the cores on refusals (each parses, authenticates and
         looks the login up) at nice 0, beside hashes at PASSWORD_HASH_NICE: a 16-connection
-        verify flood beside another client's GETs sent about 150 refused logins a second.
-        Keyed by connection, not client: the concurrent requests of one burst come on
-        connections of their own, and each is refused at once."""
+        verify flood beside another client's GETs sent about 170 refused logins a second,
+        about 20 with the hold (docs/benchmarks.md, twelfth round). Keyed by the client's
+        connection, not the client: the concurrent requests of one burst come on connections
+        of their own, and each is refused at once."""
         if not (self._hold and connection):
             return 0.0
         now = time.monotonic()
         if len(self._told) > 10_000:  # forget the connections whose Retry-After has passed
             self._told = {key: told for key, told in self._told.items() if told > now}
-        told, self._told[connection] = self._told.get(connection, 0.0), now + retry
+        key = f"{client} {connection}"  # a proxy's connection may carry several clients
+        told, self._told[key] = self._told.get(key, 0.0), now + retry
         return min(told - now, self._hold) if told > now else 0.0
 
     def _next(self) -> _Ticket:

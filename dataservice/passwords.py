@@ -123,5 +123,5 @@ def _connection() -> str:
     connection that ignored its last one's Retry-After is held (HashQueue._held)."""
     if not has_request_context():
         return ""
-    environ = request.environ
-    return f"{environ.get('REMOTE_ADDR', '')}:{environ.get('REMOTE_PORT', '')}"
+    port = request.environ.get("REMOTE_PORT")  # none on a unix socket: never held there
+    return f"{request.environ.get('REMOTE_ADDR')}:{port}" if port else ""
