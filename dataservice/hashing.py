@@ -61,7 +61,7 @@ class HashQueue:
         self._new: OrderedDict[str, deque[_Ticket]] = OrderedDict()
         self._lines: OrderedDict[str, deque[_Ticket]] = OrderedDict()
         self._running = 0
-        self._told: dict[str, float] = {}  # connection -> when its last 503 told it to come back
+        self._told: dict[str, float] = {}  # client and connection -> when its 503 said to retry
         # Taken by requests and by the native threads: never held while waiting for anything.
         self._mutex = section_lock()
         self._spawn: Callable | None = None  # made on first use, in the worker (after the fork)
