@@ -15,7 +15,7 @@ when nothing else wants the cores hashing takes all of them, and when other requ
 the scheduler gives hashing a smaller share (nice 6 weighs about a quarter of nice 0). Measured
 (docs/benchmarks.md, twelfth round): at nice 10 a verify flood beside another client's GET
 flood got 0.20-0.21x of its solo rate, at 8 0.24x, at 6 0.29-0.38x (target 0.25x) while the
-GETs kept 0.74-0.81x of theirs (target 0.7x). Under gevent they are gevent's native threads:
+GETs kept 0.72-0.81x of theirs (target 0.7x). Under gevent they are gevent's native threads:
 argon2-cffi and bcrypt release the GIL, so the worker's other requests go on meanwhile.
 
 How it runs: each request spawns one task per hash on the thread pool; a task, when a thread
