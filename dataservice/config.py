@@ -174,7 +174,7 @@ SETTINGS = (
     ),
     Setting(
         "PASSWORD_HASH_NICE",
-        "10",
+        "6",
         _nice,
         "Nice value of the threads that hash passwords: under load the rest of the API goes "
         "first (0: same priority as requests).",
@@ -190,9 +190,9 @@ SETTINGS = (
         "RATELIMIT_HOLD_MS",
         "250",
         _non_negative_int,
-        "How long the 429 of a client that retries before its Retry-After is held (gevent "
-        "workers only), so that a client ignoring Retry-After cannot spend the cores on its "
-        "refusals; 0: never held.",
+        "How long the 429 of a client that retries before its Retry-After is held (and the "
+        "hashing 503 busy of a connection that does; gevent workers only), so that a client "
+        "ignoring Retry-After cannot spend the cores on its refusals; 0: never held.",
     ),
     Setting(
         "RATELIMIT_STORAGE_URL",

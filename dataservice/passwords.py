@@ -8,9 +8,10 @@ import bcrypt
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from argon2.profiles import RFC_9106_LOW_MEMORY
-from flask import g, has_app_context
+from flask import g, has_app_context, has_request_context, request
 
 from .hashing import HashQueue
+from .workers import cooperative
 
 # $2a$/$2b$/$2y$, a two-digit cost, then 22 characters of salt and 31 of hash in bcrypt's base64.
 _BCRYPT = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
@@ -51,10 +52,12 @@ class Hasher:
             config["PASSWORD_HASH_WAIT_MS"] / 1000,
             config["PASSWORD_HASH_NICE"],
             time.perf_counter() - started,
+            # A held answer costs a greenlet under gevent, but a whole thread with threads.
+            config["RATELIMIT_HOLD_MS"] / 1000 if cooperative() else 0.0,
         )
 
     def _run(self, function, *args):
-        return self.queue.run(_client(), function, *args)
+        return self.queue.run(_client(), function, *args, connection=_connection())
 
     def hash(self, password: str) -> str:
         return self._run(self._hasher.hash, password)
@@ -62,7 +65,7 @@ class Hasher:
     def hash_many(self, passwords: list[str]) -> list[str]:
         """Hashes in parallel, in the client's turns (a batch): all of them, or Busy."""
         calls = [(self._hasher.hash, (password,)) for password in passwords]
-        return self.queue.run_many(_client(), calls)
+        return self.queue.run_many(_client(), calls, _connection())
 
     def verify(self, password_hash: str | None, password: str) -> bool:
         """True when `password` matches; None as the hash still costs one verification."""
@@ -113,3 +116,12 @@ class Hasher:
 def _client() -> str:
     """Whose turn a hash takes: the request's API client ("" outside a request: the CLI)."""
     return (g.get("client_name") or "") if has_app_context() else ""
+
+
+def _connection() -> str:
+    """The request's connection, address and port ("" outside a request): a 503 of the
+    connection that ignored its last one's Retry-After is held (HashQueue._held)."""
+    if not has_request_context():
+        return ""
+    port = request.environ.get("REMOTE_PORT")  # none on a unix socket: never held there
+    return f"{request.environ.get('REMOTE_ADDR')}:{port}" if port else ""

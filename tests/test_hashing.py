@@ -89,6 +89,48 @@ def test_a_hash_that_would_wait_past_the_budget_is_refused_at_once():
     assert queue.expected_wait("a") == 0  # all done: idle
 
 
+def test_a_client_with_nothing_queued_goes_next_before_a_flood_already_served():
+    queue, gate = gated_queue()
+    order = []
+
+    def call(name):
+        gate.wait(10)
+        order.append(name)
+
+    calls = [(call, (f"a{n}",)) for n in range(6)]
+    flood = threading.Thread(target=queue.run_many, args=("a", calls))
+    flood.start()
+    time.sleep(0.1)  # a0 runs (waiting on the gate); a1-a5 wait, their client served once
+    single = threading.Thread(target=queue.run, args=("c", call, "c0"))
+    single.start()
+    time.sleep(0.1)
+    gate.set()
+    for thread in (flood, single):
+        thread.join(10)
+    assert order[:2] == ["a0", "c0"]  # c's first hash before a's second: only a0 ahead
+
+
+def test_a_connection_back_before_its_retry_after_is_held_a_burst_is_not():
+    queue, gate = HashQueue(1, 0.15, 0, 0.1, hold=0.2), threading.Event()
+    running = [threading.Thread(target=queue.run, args=("a", gate.wait, 10)) for _ in range(2)]
+    for thread in running:
+        thread.start()
+    time.sleep(0.1)  # one runs, one waits: the next would wait (1 + 1 + 1 - 1) x 0.1 s
+    for connection in ("10.0.0.1:5001", "10.0.0.1:5002"):  # two of a burst's connections
+        started = time.monotonic()
+        with pytest.raises(Busy):
+            queue.run("a", gate.wait, 10, connection=connection)
+        assert time.monotonic() - started < 0.05  # each refused at once
+    started = time.monotonic()
+    with pytest.raises(Busy) as refused:  # the first back, well before its Retry-After of 1 s
+        queue.run("a", gate.wait, 10, connection="10.0.0.1:5001")
+    assert 0.18 <= time.monotonic() - started < 0.5  # held for the hold, then refused
+    assert refused.value.headers["Retry-After"] == "1"
+    gate.set()
+    for thread in running:
+        thread.join(10)
+
+
 def test_a_batch_is_hashed_in_parallel_and_its_errors_reach_it():
     queue = HashQueue(2, 1.0, 0, 0.01)
     threads_seen = set()
