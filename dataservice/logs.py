@@ -34,20 +34,16 @@ class JsonFormatter(logging.Formatter):
     (the request id of the request the line belongs to), the record's `extra` fields, and for
     an error its exception type and traceback. A request line has its own fields instead."""
 
-    _second = -1
-    _second_text = ""
-
     def __init__(self, context: Callable[[], dict] = _no_context):
         super().__init__()
         self.context = context
 
-    def _time(self, created: float) -> str:
-        """ISO 8601 in UTC with milliseconds; the part up to the second is made once a second."""
+    @staticmethod
+    def _time(created: float) -> str:
+        """ISO 8601 in UTC with milliseconds."""
         second = int(created)
-        if second != self._second:
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{text}.{int((created - second) * 1000):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         line = {
@@ -82,18 +78,6 @@ class StdoutHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, value):
         pass  # always sys.stdout
-
-    def emit(self, record):
-        # StreamHandler.emit, less its flush(), which took the handler's lock a second time
-        # (handle() holds it already; under gevent a lock is Python code): per request line.
-        try:
-            stream = sys.stdout
-            stream.write(self.format(record) + self.terminator)
-            stream.flush()
-        except RecursionError:
-            raise
-        except Exception:
-            self.handleError(record)
 
 
 def configure(level: str, context: Callable[[], dict] = _no_context) -> None:
