@@ -73,8 +73,10 @@ def requires(*scopes: str):
 
 class TokenCache:
     """token -> (client name, scopes, limits), for a bounded time, per worker process. Keyed by the
-    token itself, which every request brings into this process's memory anyway: a hit costs a
-    dict lookup, where hashing the token first cost about 10 us per request (OpenSSL, cold)."""
+    token itself, which every request brings into this process's memory anyway. Not a speed
+    trick: measured 2026-12-06, keying by its hash instead made no difference beyond the
+    count's noise (GET by id 1,575,597 instructions hashed, 1,604,741 not); the raw key is
+    simply the plain one."""
 
     def __init__(self, seconds: float):
         self.seconds = seconds
@@ -133,7 +135,7 @@ def authenticate(environ: dict, cache: TokenCache, required_scopes) -> Limits:
             "the Authorization header must be: Bearer <token>", error="invalid_request"
         )
     _, name, scopes, limits = _client_for(token.strip(), cache)
-    context = g._get_current_object()  # once: each proxy access costs (see observe.py)
+    context = g._get_current_object()  # not the proxy: see api/pipeline.py (-11% per GET)
     context.client_name, context.scopes = name, scopes
     missing = [scope for scope in required_scopes if scope not in scopes]
     if missing:

@@ -34,20 +34,16 @@ class JsonFormatter(logging.Formatter):
     (the request id of the request the line belongs to), the record's `extra` fields, and for
     an error its exception type and traceback. A request line has its own fields instead."""
 
-    _second = -1
-    _second_text = ""
-
     def __init__(self, context: Callable[[], dict] = _no_context):
         super().__init__()
         self.context = context
 
-    def _time(self, created: float) -> str:
-        """ISO 8601 in UTC with milliseconds; the part up to the second is made once a second."""
+    @staticmethod
+    def _time(created: float) -> str:
+        """ISO 8601 in UTC with milliseconds."""
         second = int(created)
-        if second != self._second:
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{text}.{int((created - second) * 1000):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         line = {
@@ -83,18 +79,6 @@ class StdoutHandler(logging.StreamHandler):
     def stream(self, value):
         pass  # always sys.stdout
 
-    def emit(self, record):
-        # StreamHandler.emit, less its flush(), which took the handler's lock a second time
-        # (handle() holds it already; under gevent a lock is Python code): per request line.
-        try:
-            stream = sys.stdout
-            stream.write(self.format(record) + self.terminator)
-            stream.flush()
-        except RecursionError:
-            raise
-        except Exception:
-            self.handleError(record)
-
 
 def configure(level: str, context: Callable[[], dict] = _no_context) -> None:
     """Idempotent: the first app in a process installs the JSON handler on the root logger,
@@ -109,31 +93,21 @@ def configure(level: str, context: Callable[[], dict] = _no_context) -> None:
     logging.getLogger("dataservice").setLevel(level)
 
 
-def _request_record_template() -> dict:
-    record = logging.LogRecord(access_log.name, logging.INFO, __file__, 0, "request", None, None)
-    record.process = record.processName = record.thread = record.threadName = None
-    return vars(record)
-
-
-class _RequestRecord(logging.LogRecord):
-    """The request line's record. LogRecord.__init__ looks up the caller's file, module, thread
-    and process for every record, most of this line's cost and nothing it shows; this one copies
-    every standard attribute from a template instead, so any handler still finds them all."""
-
-    def __init__(self, created: float, fields: dict):
-        self.__dict__.update(_REQUEST_RECORD)
-        self.__dict__.update(fields)
-        self.line_fields = fields  # what JsonFormatter writes after time, level and logger
-        self.created = created
-        self.msecs = (created - int(created)) * 1000
-
-
-_REQUEST_RECORD = _request_record_template()
-
-
 def request_line(created: float, fields: dict) -> None:
     """The one line each request leaves, at INFO, with the time (time.time()) the request
     ended: request_id, method, route, operation (its operationId), path, status, duration_ms,
     client."""
     if access_log.isEnabledFor(logging.INFO):
-        access_log.handle(_RequestRecord(created, fields))
+        record = access_log.makeRecord(
+            access_log.name,
+            logging.INFO,
+            __file__,
+            0,
+            "request",
+            None,
+            None,
+            extra={**fields, "line_fields": fields},
+        )
+        record.created = created
+        record.msecs = (created - int(created)) * 1000
+        access_log.handle(record)

@@ -76,10 +76,6 @@ POOL_MAX = Gauge(
     multiprocess_mode="livesum",
 )
 
-# .labels() takes a lock and builds a key on every call; these dict lookups do not.
-_counters: dict[tuple[str, str, int], Counter] = {}
-_histograms: dict[tuple[str, str], Histogram] = {}
-_refused: dict[tuple[str, str, str], Counter] = {}
 _last_pool_stats: tuple | None = None
 
 
@@ -95,15 +91,9 @@ def record_requests(samples) -> None:
     for method, route, status, seconds in samples:
         key = (method, route or UNMATCHED, status)
         counts[key] = counts.get(key, 0) + 1
-        histogram = _histograms.get(key[:2])
-        if histogram is None:
-            histogram = _histograms[key[:2]] = LATENCY.labels(_label_method(method), key[1])
-        histogram.observe(seconds)
+        LATENCY.labels(_label_method(method), key[1]).observe(seconds)
     for key, count in counts.items():
-        counter = _counters.get(key)
-        if counter is None:
-            counter = _counters[key] = REQUESTS.labels(_label_method(key[0]), key[1], str(key[2]))
-        counter.inc(count)
+        REQUESTS.labels(_label_method(key[0]), key[1], str(key[2])).inc(count)
 
 
 def record_catalog_queries(samples) -> None:
@@ -118,13 +108,7 @@ def record_catalog_queries(samples) -> None:
 
 def record_refused(route: str | None, client: str | None, reason: str) -> None:
     """Counts a refusal at once: a flood of them is what it is there to show."""
-    key = (route or UNMATCHED, client or "", reason)
-    counter = _refused.get(key)
-    if counter is None:
-        if len(_refused) > 10_000:  # bounded, like the token cache
-            _refused.clear()
-        counter = _refused[key] = REFUSED.labels(*key)
-    counter.inc()
+    REFUSED.labels(route or UNMATCHED, client or "", reason).inc()
 
 
 def record_database_error(kind: str) -> None:

