@@ -80,7 +80,7 @@ class Admission:
             return ""
         remaining = int((capacity - left) / interval + 1e-9)
         if 2 * remaining >= limits.burst:
-            return ""  # far from the limit: headers cost ~15k instructions each (1% of a GET)
+            return ""  # far from the limit: no headers (measured 2026-12-06: 4.4% of a GET)
         return f'"rate";r={remaining};t={math.ceil(left)}'
 
     def leave(self, client: str) -> None:
