@@ -62,6 +62,11 @@ def _view(resource: Resource, verb: str, function: Callable, *decorators) -> Cal
     """Names the function as its operationId, documents it, decorates it (innermost last)."""
     function.__name__ = function.__qualname__ = resource.view(verb)
     function.__doc__ = resource.docs[verb]
+    return _decorated(function, decorators)
+
+
+def _decorated(function: Callable, decorators) -> Callable:
+    """`function` under `decorators`, the first one outermost (as they would be written)."""
     for decorator in reversed(decorators):
         function = decorator(function)
     return function
@@ -112,12 +117,7 @@ def creates(resource: Resource, *wrappers: Callable) -> Callable:
         links(201, **targets, **resource.links),
     ]
 
-    def decorate(function: Callable) -> Callable:
-        for decorator in reversed(decorators):
-            function = decorator(function)
-        return function
-
-    return decorate
+    return lambda function: _decorated(function, decorators)
 
 
 def _create(resource: Resource) -> None:
@@ -201,22 +201,21 @@ def _a(noun: str) -> str:
     return ("an " if noun[0] in "aeio" else "a ") + noun
 
 
-def _version(resource: Resource, conn, key: dict) -> Callable[[], int | None]:
+def _version_query(resource: Resource) -> Callable:
     """The row's current version, for telling a missing row (404) from a stale one (412)."""
-    version = query(resource, "version", f"get_{resource.thing}_version")
-    return lambda: version(conn, **key)
+    return query(resource, "version", f"get_{resource.thing}_version")
 
 
 def _patch(resource: Resource) -> None:
     blp, update = resource.blp, query(resource, "patch", f"update_{resource.thing}")
-    query(resource, "version", f"get_{resource.thing}_version")  # checked at start
+    version = _version_query(resource)
     fields = [p for p in update.parameters or () if p in resource.patch._declared_fields]
 
     def view(data, **key):
         versions = if_match()
         with db.write() as conn:
             row = update(conn, **key, **{f: data.get(f) for f in fields}, versions=versions)
-            row = written(row, versions, _version(resource, conn, key), resource.absent)
+            row = written(row, versions, lambda: version(conn, **key), resource.absent)
             resource.record(conn, "updated", row)
         return row, etag(row)
 
@@ -241,7 +240,7 @@ def _delete(resource: Resource) -> None:
     blp, delete = resource.blp, query(resource, "delete", f"delete_{resource.thing}")
     conditional = "versions" in (delete.parameters or ())
     if conditional:  # DELETE ... AND version_matches(...) RETURNING: the row as it was
-        query(resource, "version", f"get_{resource.thing}_version")
+        version = _version_query(resource)
     else:  # the row locked first, then deleted
         lock = query(resource, "lock", f"lock_{resource.thing}")
     child = resource.cascade
@@ -253,7 +252,7 @@ def _delete(resource: Resource) -> None:
         with db.write() as conn:
             if conditional:
                 row = delete(conn, **key, versions=versions)
-                row = written(row, versions, _version(resource, conn, key), resource.absent)
+                row = written(row, versions, lambda: version(conn, **key), resource.absent)
             else:
                 row = current(lock(conn, **key), versions, resource.absent)
             removed = list(children(conn, **key)) if child is not None else []
