@@ -68,27 +68,45 @@ SELECT version
   FROM users
  WHERE id = :user_id;
 
--- name: update_user(user_id, email, username, versions)^
+-- name: update_user(user_id, email, username, versions, actor, trace_id)^
 -- Changes email and/or username (NULL keeps the value) if the version is one of `versions`
--- (NULL: any version). No row: the user is missing or the version is stale.
-UPDATE users
-   SET email = coalesce(:email, email),
-       username = coalesce(:username, username),
-       version = version + 1,
-       updated_at = greatest(now(), updated_at)
- WHERE id = :user_id
-   AND version_matches(version, :versions::integer[])
-RETURNING id, email, username, version, created_at, updated_at;
+-- (NULL: any version), and records the user.updated event (every write records its own event,
+-- as create_user does). No row: the user is missing or the version is stale.
+WITH changed AS (
+    UPDATE users
+       SET email = coalesce(:email, email),
+           username = coalesce(:username, username),
+           version = version + 1,
+           updated_at = greatest(now(), updated_at)
+     WHERE id = :user_id
+       AND version_matches(version, :versions::integer[])
+    RETURNING id, email, username, version, created_at, updated_at
+), recorded AS (
+    INSERT INTO events (type, entity, entity_id, actor, data, trace_id)
+    SELECT 'user.updated', 'user', id, :actor,
+           api_user(id, email, username, created_at, updated_at), :trace_id
+      FROM changed
+)
+SELECT id, email, username, version, created_at, updated_at FROM changed;
 
--- name: update_password_hash(user_id, password_hash, versions)^
--- Replaces the password hash if the version matches, as update_user does.
-UPDATE users
-   SET password_hash = :password_hash,
-       version = version + 1,
-       updated_at = greatest(now(), updated_at)
- WHERE id = :user_id
-   AND version_matches(version, :versions::integer[])
-RETURNING id, email, username, version, created_at, updated_at;
+-- name: update_password_hash(user_id, password_hash, versions, actor, trace_id)^
+-- Replaces the password hash if the version matches, as update_user does, and records the
+-- user.password_changed event (its data is the user, never the hash).
+WITH changed AS (
+    UPDATE users
+       SET password_hash = :password_hash,
+           version = version + 1,
+           updated_at = greatest(now(), updated_at)
+     WHERE id = :user_id
+       AND version_matches(version, :versions::integer[])
+    RETURNING id, email, username, version, created_at, updated_at
+), recorded AS (
+    INSERT INTO events (type, entity, entity_id, actor, data, trace_id)
+    SELECT 'user.password_changed', 'user', id, :actor,
+           api_user(id, email, username, created_at, updated_at), :trace_id
+      FROM changed
+)
+SELECT id, email, username, version, created_at, updated_at FROM changed;
 
 -- name: rehash_password(user_id, old_hash, new_hash)!
 -- Upgrades a hash made with weaker parameters after a good login. Not a change a client sees:
@@ -106,11 +124,27 @@ SELECT id, email, username, version, created_at, updated_at
  WHERE id = :user_id
    FOR UPDATE;
 
--- name: delete_user(user_id)!
+-- name: delete_user(user_id, actor, trace_id)!
 -- Deletes one user (locked by lock_user); their memberships go with them (ON DELETE CASCADE),
--- unless that leaves an organization without an owner (migration 0016 refuses).
-DELETE FROM users
- WHERE id = :user_id;
+-- unless that leaves an organization without an owner (migration 0016 refuses). Records a
+-- membership.deleted event for each of those memberships (read in this statement's snapshot,
+-- which the lock keeps complete), then the user.deleted event, each with the row as it was.
+WITH removed AS (
+    DELETE FROM users
+     WHERE id = :user_id
+    RETURNING id, email, username, created_at, updated_at
+)
+INSERT INTO events (type, entity, entity_id, actor, data, trace_id)
+SELECT gone.type, split_part(gone.type, '.', 1), gone.entity_id, :actor, gone.data, :trace_id
+  FROM (SELECT 1, m.id, 'membership.deleted',
+               api_membership(m.organization_id, m.user_id, m.role, m.created_at, m.updated_at)
+          FROM memberships AS m
+         WHERE m.user_id = :user_id
+           AND EXISTS (SELECT FROM removed)
+        UNION ALL
+        SELECT 2, id, 'user.deleted', api_user(id, email, username, created_at, updated_at)
+          FROM removed) AS gone (step, entity_id, type, data)
+ ORDER BY gone.step, gone.entity_id;
 
 -- The four list queries below differ only in their keyset and order; users_matching (migration
 -- 0014) holds the filters, each off when its parameter is NULL. They run unprepared (see

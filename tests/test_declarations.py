@@ -31,7 +31,6 @@ def _without(sql: str, name: str) -> str:
         ("organizations", "get_organization_version", "version"),  # for PATCH's 404 or 412
         ("organizations", "list_organizations_by_created_at_desc", "sort -created_at"),
         ("users", "lock_user", "lock"),  # DELETE
-        ("memberships", "memberships_of_user", "cascade"),  # a user's delete, for its events
         ("memberships", "remove_membership", "delete"),  # renamed by the declaration
     ],
 )
@@ -49,9 +48,41 @@ def test_a_resource_missing_a_conventional_query_refuses_to_start(tmp_path, sql_
         timeout=120,
     )
     line = one_error_line(done.returncode, done.stdout, done.stderr)
-    owner = {"cascade": "users"}.get(verb, sql_file)
     assert line == (
-        f"Error: sql/{sql_file}.sql: the resource {owner} has no query {query} (its {verb})"
+        f"Error: sql/{sql_file}.sql: the resource {sql_file} has no query {query} (its {verb})"
+    )
+
+
+def _start(tmp_path):
+    return subprocess.run(
+        [sys.executable, "-c", "from dataservice.cli import main; main()", "scopes"],
+        cwd=tmp_path,  # this copy of the package, not the installed one
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_write_that_records_no_event_refuses_to_start(tmp_path):
+    """Every write of a resource records its own outbox event, so it takes the actor and the
+    trace id: a PATCH query that lost them (its event written without them) refuses the start."""
+    shutil.copytree(ROOT / "dataservice", tmp_path / "dataservice")
+    shutil.copytree(ROOT / "sql", tmp_path / "sql")
+    path = tmp_path / "sql" / "organizations.sql"
+    sql = path.read_text()
+    header = "update_organization(organization_id, slug, name, versions, actor, trace_id)"
+    assert header in sql
+    sql = sql.replace(header, "update_organization(organization_id, slug, name, versions)")
+    block = sql[sql.index("-- name: update_organization(") :]
+    block = block[: block.index("\n\n")]
+    sql = sql.replace(block, block.replace(":actor", "NULL").replace(":trace_id", "NULL"))
+    path.write_text(sql)
+    done = _start(tmp_path)
+    line = one_error_line(done.returncode, done.stdout, done.stderr)
+    assert line == (
+        "Error: sql/organizations.sql: update_organization (the patch of organizations) takes "
+        "no actor and trace_id: a write records its own event"
     )
 
 

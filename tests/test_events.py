@@ -10,13 +10,17 @@ from datetime import UTC, datetime, timedelta, timezone
 import psycopg
 import pytest
 from click.testing import CliRunner
+from marshmallow import fields
 from psycopg.types.json import Jsonb
 
+from dataservice.api import blueprints
+from dataservice.api.resource import RESOURCES
 from dataservice.cli import main
 from dataservice.schemas.fields import UtcDateTime
-from dataservice.schemas.users import UserOut
 
 from .support import new_user
+
+blueprints()  # every resource declared
 
 SECRET = "the plain password itself"
 
@@ -291,34 +295,44 @@ def test_timestamps_built_in_sql_read_as_the_api_writes_them(db, zone):
         assert text == field._serialize(moment, "created_at", None)
 
 
-def test_a_user_built_in_sql_reads_as_the_api_writes_it(db):
-    # api_user (migration 0007) writes the data of events created in SQL; it must be UserOut.
-    row = {
-        "id": 7,
-        "email": "Ada@Example.com",
-        "username": "ada",
-        "created_at": datetime(2026, 12, 1, 13, 5, 9, 120000, tzinfo=UTC),
-        "updated_at": datetime(2026, 12, 1, 13, 5, 10, tzinfo=UTC),
-    }
-    [data] = db.execute(
-        "SELECT api_user(%(id)s, %(email)s, %(username)s, %(created_at)s, %(updated_at)s)", row
-    ).fetchone()
-    assert data == UserOut().dump(row)
+SAMPLES = {  # a value of each kind of field an `out` schema has, for the SQL side's arguments
+    fields.Integer: 7,
+    fields.String: "Ada@Example.com",
+    UtcDateTime: datetime(2026, 12, 1, 13, 5, 9, 120000, tzinfo=UTC),
+}
 
 
-def test_the_user_json_functions_are_inlined(db):
+@pytest.mark.parametrize("name", list(RESOURCES))
+def test_every_resource_built_in_sql_reads_as_the_api_writes_it(db, name):
+    # Each write records its event in its own statement, its data built by api_<thing>
+    # (migrations 0007, 0019), which takes the `out` schema's fields in order: it must be the
+    # same document as the API's, field for field, timestamps byte for byte.
+    resource = RESOURCES[name]
+    declared = resource.out_schema._declared_fields
+    row = {field: SAMPLES[type(kind)] for field, kind in declared.items()}
+    row["updated_at"] = datetime(2026, 12, 1, 13, 5, 10, tzinfo=UTC)  # no microseconds
+    arguments = ", ".join(f"%({field})s" for field in declared)
+    [data] = db.execute(f"SELECT api_{resource.thing}({arguments})", row).fetchone()
+    assert data == resource.out_schema().dump(row)
+
+
+@pytest.mark.parametrize("name", list(RESOURCES))
+def test_the_json_functions_are_inlined(db, name):
     # A call PostgreSQL cannot inline costs microseconds per row: a batch of 1,000 creates
     # spent ~10 ms of its statement in api_user calls (migration 0009). Inlined, the plan shows
-    # the function's body instead of the call.
-    plan = db.execute(
-        "EXPLAIN (VERBOSE) SELECT api_user(1, 'a@b.io', 'abc', now(), now()), api_timestamp(now())"
-    ).fetchall()
+    # the function's body instead of the call; NULLs still give NULLs.
+    resource = RESOURCES[name]
+    declared = resource.out_schema._declared_fields
+    arguments = ", ".join(
+        "now()" if isinstance(kind, UtcDateTime) else "NULL" for kind in declared.values()
+    )
+    call = f"api_{resource.thing}({arguments})"
+    plan = db.execute(f"EXPLAIN (VERBOSE) SELECT {call}, api_timestamp(now())").fetchall()
     output = " ".join(line for [line] in plan)
     assert "jsonb_build_object" in output and "to_char" in output
-    assert "api_user(" not in output and "api_timestamp(" not in output
-    assert db.execute(
-        "SELECT api_timestamp(NULL), api_user(1, 'a', 'b', NULL, NULL)"
-    ).fetchone() == (
+    assert f"api_{resource.thing}(" not in output and "api_timestamp(" not in output
+    nulls = ", ".join("NULL" for _ in declared)
+    assert db.execute(f"SELECT api_timestamp(NULL), api_{resource.thing}({nulls})").fetchone() == (
         None,
-        {"id": 1, "email": "a", "username": "b", "created_at": None, "updated_at": None},
+        dict.fromkeys(declared),
     )

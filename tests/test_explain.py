@@ -67,6 +67,7 @@ NO_FILTERS = {
     "created_before": None,
 }
 
+OUTBOX = {"actor": "a", "trace_id": None}  # what every write takes for its event
 ORG_FILTERS = {"slug_prefix": None, "created_after": None, "created_before": None, "member": None}
 
 # Query name -> the parameter sets to plan it with (several where filters change the plan).
@@ -90,8 +91,12 @@ SAMPLES = {
     "users.get_user_by_username": [{"username": "ada_adams0"}],
     "users.get_user_by_email": [{"email": "ada.adams.0@example.com"}],
     "users.get_credentials": [{"login": "ada_adams0"}, {"login": "ada.adams.0@example.com"}],
-    "users.update_user": [{"user_id": 50_000, "email": None, "username": "x_y", "versions": [1]}],
-    "users.update_password_hash": [{"user_id": 1, "password_hash": SEEDED_HASH, "versions": None}],
+    "users.update_user": [
+        {"user_id": 50_000, "email": None, "username": "x_y", "versions": [1], **OUTBOX}
+    ],
+    "users.update_password_hash": [
+        {"user_id": 1, "password_hash": SEEDED_HASH, "versions": None, **OUTBOX}
+    ],
     "users.rehash_password": [{"user_id": 1, "old_hash": SEEDED_HASH, "new_hash": SEEDED_HASH}],
     "users.list_users_by_id": [
         {**NO_FILTERS, "after_id": None, "limit": 51},
@@ -173,10 +178,10 @@ SAMPLES = {
         {"name": "n", "rate_per_second": None, "burst": None, "max_in_flight": None}
     ],
     "health.applied_migrations": [{}],
-    "organizations.create_organization": [{"slug": "new-one", "name": "New"}],
+    "organizations.create_organization": [{"slug": "new-one", "name": "New", **OUTBOX}],
     "organizations.get_organization_by_slug": [{"slug": "adams-0"}],  # NULL would plan nothing
     "organizations.update_organization": [
-        {"organization_id": 10_000, "slug": None, "name": "Renamed", "versions": [1]}
+        {"organization_id": 10_000, "slug": None, "name": "Renamed", "versions": [1], **OUTBOX}
     ],
     "organizations.list_organizations_by_id": [
         {**ORG_FILTERS, "after_id": None, "limit": 51},
@@ -207,10 +212,12 @@ SAMPLES = {
         {**ORG_FILTERS, "slug_prefix": "silva-1"},
         {**ORG_FILTERS, "member": 4_242},
     ],
-    "memberships.add_membership": [{"organization_id": 7, "user_id": 9, "role": "member"}],
+    "memberships.add_membership": [
+        {"organization_id": 7, "user_id": 9, "role": "member", **OUTBOX}
+    ],
     "memberships.lock_membership": [{"organization_id": 7, "user_id": 9}],
     "memberships.parents_exist": [{"organization_id": 7, "user_id": 9}],
-    "memberships.update_role": [{"organization_id": 7, "user_id": 9, "role": "admin"}],
+    "memberships.update_role": [{"organization_id": 7, "user_id": 9, "role": "admin", **OUTBOX}],
     "memberships.list_members": [
         {"organization_id": 7, "role": None, "after_user_id": None, "limit": 51},
         {"organization_id": 7, "role": "owner", "after_user_id": 3, "limit": 51},

@@ -227,6 +227,12 @@ def test_a_change_made_in_a_transaction_older_than_the_row_keeps_its_times_in_or
         )
         [user_id] = db.execute("SELECT id FROM users WHERE username = 'late'").fetchone()
         changed = queries.users.update_user(
-            older, user_id=user_id, email=None, username="later", versions=None
+            older,
+            user_id=user_id,
+            email=None,
+            username="later",
+            versions=None,
+            actor=None,
+            trace_id=None,
         )
         assert changed["updated_at"] >= changed["created_at"]

@@ -19,7 +19,7 @@ from ..store.pages import Listing, Sort
 from . import verbs
 from .idempotency import idempotent
 from .pages import page
-from .resource import CREATED_HEADERS, ETAG_HEADER, RESOURCES, Resource, etag, if_match
+from .resource import CREATED_HEADERS, ETAG_HEADER, RESOURCES, Resource, etag, if_match, outbox
 
 q = queries.memberships
 integrity.declare(
@@ -63,12 +63,12 @@ OF_USER = Listing(
 
 def put(conn, keys: dict, role: str, versions: list[int] | None) -> tuple[dict, str | None]:
     """Makes the user a member with `role`: returns the membership and what happened to it,
-    "created", "updated" or None (it had that role already). `versions`: the If-Match
+    "created", "updated" or None (it had that role already; no event). `versions`: the If-Match
     versions; a membership that does not exist matches none of them."""
     existing = q.lock_membership(conn, **keys)
     if existing is None and versions is None:
         with integrity.meaning(**_IN_PATH):
-            added = q.add_membership(conn, **keys, role=role)
+            added = q.add_membership(conn, **keys, role=role, **outbox())
         if added is not None:
             return added, "created"
         existing = q.lock_membership(conn, **keys)  # added by someone else meanwhile
@@ -83,7 +83,7 @@ def put(conn, keys: dict, role: str, versions: list[int] | None) -> tuple[dict, 
         raise PreconditionFailed()
     if existing["role"] == role:
         return existing, None
-    return q.update_role(conn, **keys, role=role), "updated"
+    return q.update_role(conn, **keys, role=role, **outbox()), "updated"
 
 
 @blp.route(MEMBERSHIPS.item, methods=["PUT"])
@@ -100,8 +100,6 @@ def put_member(data, organization_id, user_id):
     keys = {"organization_id": organization_id, "user_id": user_id}
     with db.write() as conn:
         membership, change = put(conn, keys, data["role"], if_match())
-        if change is not None:
-            MEMBERSHIPS.record(conn, change, membership)
     if change == "created":
         body, headers = MEMBERSHIPS.created(membership)
         return body, 201, headers

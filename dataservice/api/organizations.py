@@ -6,7 +6,7 @@ from ..queries import queries
 from ..schemas import organizations as schemas
 from . import verbs
 from .memberships import MEMBERSHIPS
-from .resource import Resource
+from .resource import Resource, outbox
 
 q = queries.organizations
 integrity.declare(organizations_slug_key=integrity.unique("slug"))
@@ -31,14 +31,16 @@ blp = ORGANIZATIONS.blp
 @verbs.creates(ORGANIZATIONS)
 def create_organization(data):
     """Create an organization, owned by `owner_id` (its first membership)."""
-    with db.write() as conn:
-        organization = q.create_organization(conn, slug=data["slug"], name=data["name"])
+    with db.write() as conn:  # each statement records its event
+        organization = q.create_organization(conn, slug=data["slug"], name=data["name"], **outbox())
         with integrity.meaning(memberships_user_id_fkey=integrity.reference("owner_id", "user")):
-            owner = queries.memberships.add_membership(
-                conn, organization_id=organization["id"], user_id=data["owner_id"], role="owner"
+            queries.memberships.add_membership(
+                conn,
+                organization_id=organization["id"],
+                user_id=data["owner_id"],
+                role="owner",
+                **outbox(),
             )
-        ORGANIZATIONS.record(conn, "created", organization)
-        MEMBERSHIPS.record(conn, "created", owner)
     return ORGANIZATIONS.created(organization)
 
 

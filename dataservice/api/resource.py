@@ -1,6 +1,7 @@
 """What the endpoints of every resource share, declared once per resource (`Resource`): ETags
 from the row's version (Rails' lock_version), conditional reads (304, Rails' `stale?`), the If-Match
-versions a conditional write accepts, the Location of a new row, and the change's outbox event.
+versions a conditional write accepts, the Location of a new row, and what the change's outbox
+event records besides the row (`outbox()`).
 
 A resource's SQL keeps a `version` column that each change increments and guards its UPDATEs and
 DELETEs with `version_matches(version, :versions)` (migration 0010); store/rows.py tells a
@@ -10,9 +11,8 @@ missing row (404) from a stale version (412).
 from flask import Response, g, request, url_for
 from marshmallow import Schema
 
-from .. import event_types
+from .. import event_types, tracing
 from ..schemas.pages import page_of
-from ..store import events
 from .parsing import Blueprint
 
 ETAG_HEADER = {
@@ -44,6 +44,13 @@ def etag(row: dict) -> dict:
     return {"ETag": f'"{row["version"]}"'}
 
 
+def outbox() -> dict:
+    """What every write query takes besides its values: it records its own outbox event in the
+    same statement (the row's JSON by `api_<thing>`, migration 0019), with the calling client
+    and the request's trace. One path for every resource; see docs/dba.md, "The outbox"."""
+    return {"actor": g.get("client_name"), "trace_id": tracing.trace_id()}
+
+
 RESOURCES: dict[str, "Resource"] = {}  # every declared resource by name, in declaration order
 
 
@@ -51,7 +58,8 @@ class Resource:
     """One resource, declared once: its table (`name`, also its SQL file, blueprint and URL),
     its schemas, its scopes (`<name>:read`, `<name>:write` unless given), its events and its key.
     api/verbs.py builds its standard views from the named queries found by convention; `out`
-    dumps a row as the API shows it (responses and event data alike)."""
+    dumps a row as the API shows it; its write queries build the same JSON for their events with
+    `api_<thing>` (tests/test_events.py holds the two together)."""
 
     def __init__(
         self,
@@ -76,7 +84,7 @@ class Resource:
         missing: str | None = None,  # the documented 404 of get, patch and delete, if any
         taken: str | None = None,  # the documented 409 of create and patch, if any
         delete_conflict: str | None = None,  # the documented 409 of delete, if any
-        cascade: "Resource | None" = None,  # deleted with it by the database: their events
+        cascade: "Resource | None" = None,  # deleted with it by the database (documented)
         links: dict[str, dict] | None = None,  # more links from a create's 201
     ):
         self.name = name
@@ -85,7 +93,6 @@ class Resource:
         self.out_schema, self.create, self.patch = out, create, patch
         self.list_args = list_args
         self.page = page or (list_args and page_of(out, out.__name__.removesuffix("Out") + "Page"))
-        self.out = out()
         self.read_scope, self.write_scope = scopes or (f"{name}:read", f"{name}:write")
         self.events = event_types.declare(self.thing, *events)
         self.url_prefix = url_prefix or f"/api/v1/{name}"
@@ -122,17 +129,3 @@ class Resource:
     def created(self, row: dict):
         """A create's answer (the view's status is 201): Location and ETag."""
         return row, {"Location": url_for(self.endpoint, **self.keys(row)), **etag(row)}
-
-    def record(self, conn, action: str, row: dict) -> None:
-        """The change's outbox event, in the change's transaction: the row as the API shows it
-        (before the change, for a delete) and the calling client."""
-        event_type = f"{self.thing}.{action}"
-        if event_type not in self.events:
-            raise ValueError(f"{event_type} is not one of {self.events}")
-        events.append(
-            conn,
-            type=event_type,
-            entity_id=row["id"],
-            actor=g.get("client_name"),
-            data=self.out.dump(row),
-        )

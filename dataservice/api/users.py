@@ -163,8 +163,9 @@ def set_password(data, user_id):
     """Replace the password (plain, hashed here, or a PHC hash made by the caller)."""
     password_hash = _password_hash(data)
     with db.write() as conn:
-        user = store.set_password_hash(conn, user_id, password_hash, if_match())
-        USERS.record(conn, "password_changed", user)
+        user = store.set_password_hash(
+            conn, user_id, password_hash, if_match(), actor=g.get("client_name")
+        )
     return None, 204, etag(user)
 
 

@@ -11,9 +11,10 @@ its named queries, found by convention in sql/<name>.sql (a resource may rename 
 | delete | DELETE item | lock_<thing> and delete_<thing>, or a delete_<thing> taking `versions` |
 
 The SQL follows api/resource.py's rules (a `version` column, `version_matches` in conditional
-writes). A query missing refuses the start with one line naming the file and the query. What
-differs (a user's password, an organization created with its owner) is a view written by hand
-on the resource's blueprint, next to its declaration.
+writes; each write records its own outbox event and so takes `actor` and `trace_id`). A query
+missing, or a write taking no `actor`, refuses the start with one line naming the file and the
+query. What differs (a user's password, an organization created with its owner) is a view
+written by hand on the resource's blueprint, next to its declaration.
 """
 
 from collections.abc import Callable
@@ -27,19 +28,26 @@ from ..store.pages import Listing, Sort
 from ..store.rows import current, found, written
 from .idempotency import idempotent
 from .pages import page
-from .resource import CREATED_HEADERS, ETAG_HEADER, Resource, etag, if_match
+from .resource import CREATED_HEADERS, ETAG_HEADER, Resource, etag, if_match, outbox
 
 CURSOR_ALTERED = "The cursor was altered or belongs to another query."
 
 
-def query(resource: Resource, verb: str, default: str, file: str | None = None):
-    """The named query `default` (or the one the resource names for `verb` instead) of
-    sql/<file>.sql (the resource's own by default); CatalogError, one line, when there is none."""
-    name, file = resource.query_names.get(verb, default), file or resource.name
+def query(resource: Resource, verb: str, default: str, *, writes: bool = False):
+    """The named query `default` (or the one the resource names for `verb` instead) of the
+    resource's sql/<name>.sql; CatalogError, one line, when there is none or when it `writes`
+    but takes no `actor` and `trace_id` (it would record no outbox event)."""
+    name, file = resource.query_names.get(verb, default), resource.name
     found_query = getattr(getattr(queries, file, None), name, None)
     if found_query is None:
         raise CatalogError(
             f"sql/{file}.sql", f"the resource {resource.name} has no query {name} (its {verb})"
+        )
+    if writes and not {"actor", "trace_id"} <= set(found_query.parameters or ()):
+        raise CatalogError(
+            f"sql/{file}.sql",
+            f"{name} (the {verb} of {resource.name}) takes no actor and trace_id: "
+            "a write records its own event",
         )
     resource.used.add((file, name))
     return found_query
@@ -121,13 +129,12 @@ def creates(resource: Resource, *wrappers: Callable) -> Callable:
 
 
 def _create(resource: Resource) -> None:
-    create = query(resource, "create", f"create_{resource.thing}")
+    create = query(resource, "create", f"create_{resource.thing}", writes=True)
     fields = [p for p in create.parameters or () if p in resource.create._declared_fields]
 
     def view(data):
-        with db.write() as conn:
-            row = create(conn, **{f: data.get(f) for f in fields})
-            resource.record(conn, "created", row)
+        with db.single_statement() as conn:  # the row and its event
+            row = create(conn, **{f: data.get(f) for f in fields}, **outbox())
         return resource.created(row)
 
     _view(resource, "create", view, creates(resource))
@@ -207,16 +214,17 @@ def _version_query(resource: Resource) -> Callable:
 
 
 def _patch(resource: Resource) -> None:
-    blp, update = resource.blp, query(resource, "patch", f"update_{resource.thing}")
+    blp = resource.blp
+    update = query(resource, "patch", f"update_{resource.thing}", writes=True)
     version = _version_query(resource)
     fields = [p for p in update.parameters or () if p in resource.patch._declared_fields]
 
     def view(data, **key):
         versions = if_match()
-        with db.write() as conn:
-            row = update(conn, **key, **{f: data.get(f) for f in fields}, versions=versions)
+        with db.single_statement() as conn:  # the change and its event; on no row, why not
+            changes = {f: data.get(f) for f in fields}
+            row = update(conn, **key, **changes, versions=versions, **outbox())
             row = written(row, versions, lambda: version(conn, **key), resource.absent)
-            resource.record(conn, "updated", row)
         return row, etag(row)
 
     resource.docs.setdefault(
@@ -237,30 +245,24 @@ def _patch(resource: Resource) -> None:
 
 
 def _delete(resource: Resource) -> None:
-    blp, delete = resource.blp, query(resource, "delete", f"delete_{resource.thing}")
+    blp = resource.blp
+    delete = query(resource, "delete", f"delete_{resource.thing}", writes=True)
     conditional = "versions" in (delete.parameters or ())
     if conditional:  # DELETE ... AND version_matches(...) RETURNING: the row as it was
         version = _version_query(resource)
-    else:  # the row locked first, then deleted
+    else:  # locked first (If-Match checked, the rows deleted with it complete), then deleted
         lock = query(resource, "lock", f"lock_{resource.thing}")
-    child = resource.cascade
-    if child is not None:  # rows the database deletes with it (ON DELETE CASCADE): their events
-        children = query(resource, "cascade", f"{child.name}_of_{resource.thing}", child.name)
 
     def view(**key):
         versions = if_match()
-        with db.write() as conn:
-            if conditional:
-                row = delete(conn, **key, versions=versions)
-                row = written(row, versions, lambda: version(conn, **key), resource.absent)
-            else:
-                row = current(lock(conn, **key), versions, resource.absent)
-            removed = list(children(conn, **key)) if child is not None else []
-            if not conditional:
-                delete(conn, **key)
-            for gone in removed:
-                child.record(conn, "deleted", gone)
-            resource.record(conn, "deleted", row)
+        if conditional:
+            with db.single_statement() as conn:  # the delete and its event; on no row, why not
+                row = delete(conn, **key, versions=versions, **outbox())
+                written(row, versions, lambda: version(conn, **key), resource.absent)
+        else:
+            with db.write() as conn:
+                current(lock(conn, **key), versions, resource.absent)
+                delete(conn, **key, **outbox())
         return None, 204
 
     _view(

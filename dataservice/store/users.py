@@ -52,10 +52,21 @@ def get_credentials(conn: psycopg.Connection, login: str) -> dict | None:
 
 
 def set_password_hash(
-    conn: psycopg.Connection, user_id: int, password_hash: str, versions: list[int] | None
+    conn: psycopg.Connection,
+    user_id: int,
+    password_hash: str,
+    versions: list[int] | None,
+    *,
+    actor: str | None,
 ) -> dict:
+    """Replaces the hash and records the user.password_changed event, in one statement."""
     row = q.update_password_hash(
-        conn, user_id=user_id, password_hash=password_hash, versions=versions
+        conn,
+        user_id=user_id,
+        password_hash=password_hash,
+        versions=versions,
+        actor=actor,
+        trace_id=tracing.trace_id(),
     )
     return _written(conn, row, user_id, versions)
 
