@@ -3,8 +3,9 @@ rounds, each counted by its own tree's bench/instructions.py; this tree also wit
 SERVER_TIMING=false. For a change that must cost nothing measurable (docs/benchmarks.md).
 
     git archive main | tar -x -C /tmp/main
-    python bench/compare_instructions.py DATABASE_URL USERS ROUNDS /tmp/main
-    (DATABASE_URL: a seeded benchmark database, as `make bench` leaves one)
+    python bench/compare_instructions.py DATABASE_URL USERS ROUNDS /tmp/main [SCENARIO,...]
+    (DATABASE_URL: a seeded benchmark database, as `make bench` leaves one; the scenarios of
+    bench/instructions.py, get_by_id,create by default)
 """
 
 import importlib.util
@@ -23,7 +24,7 @@ def _counter(tree: str, name: str):
     return module.count
 
 
-def main(url: str, users: str, rounds: int, other: str) -> None:
+def main(url: str, users: str, rounds: int, other: str, scenarios: list[str]) -> None:
     env = {
         "DATABASE_URL": url,
         "BENCH_TOKEN": make_token(url, "bench-compare"),
@@ -37,10 +38,11 @@ def main(url: str, users: str, rounds: int, other: str) -> None:
     }
     for r in range(rounds):
         for name, (tree, extra) in variants.items():
-            for scenario in ("get_by_id", "create"):
+            for scenario in scenarios:
                 n = counters[tree]("wsgi:app", scenario, {**env, **extra}, 300)
                 print(f"round {r + 1} {name:12} {scenario:10} {n:,}", flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    scenarios = sys.argv[5].split(",") if len(sys.argv) > 5 else ["get_by_id", "create"]
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], scenarios)

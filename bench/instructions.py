@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ("get_by_id", "create", "get_organization", "catalog_organization")
+SCENARIOS = ("get_by_id", "create", "patch", "get_organization", "catalog_organization")
 # The hash bench/create.lua sends: a caller-made bcrypt hash, so no hashing on the server.
 HASH = "$2b$04$OlPpVgLFaZFJB31QAVtesuUU1FzjOPosEmvpmG876eE7dOlILxKMW"
 
@@ -121,6 +121,12 @@ def serve(app_path: str, scenario: str, requests: int) -> None:
             org = random.randint(1, organizations)
             return f"GET {prefix}/organizations/{org} HTTP/1.1\r\n{head}\r\n".encode()
         name = f"i{tag}_{i}"
+        if scenario == "patch":  # a seeded user's email, as bench/patch.lua changes it
+            body = f'{{"email": "{name}@example.net"}}'.encode()
+            return (
+                f"PATCH /api/v1/users/{random.randint(1, users)} HTTP/1.1\r\n{head}"
+                f"Content-Type: application/merge-patch+json\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
         body = (
             f'{{"email": "{name}@bench.example", "username": "{name}", '
             f'"hashed_password": "{HASH}"}}'

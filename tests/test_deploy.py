@@ -249,7 +249,7 @@ def test_a_password_hash_does_not_stall_the_workers_other_requests(start_gunicor
     # native thread), or each hash would hold up every other request of the worker.
     base, _, log_path = start_gunicorn(
         WEB_WORKERS="1",
-        ARGON2_TIME_COST="40",
+        ARGON2_TIME_COST="80",  # about 0.5 s here: long enough to tell
         ARGON2_MEMORY_COST_KIB="16384",
         ARGON2_PARALLELISM="1",
     )
