@@ -59,7 +59,9 @@ def main(url: str, admin_url: str, users: str, rounds: int, other: str, scenario
                     result = run_wrk(service, postgres, scenario, 64, 8, env)
                     rates[tree, scenario].append(result["rps"])
                     print(
-                        f"round {r + 1} {tree:6} {scenario:10} {result['rps']:8.0f}/s", flush=True
+                        f"round {r + 1} {tree:6} {scenario:10} {result['rps']:8.0f}/s"
+                        f"  (others' load {result['cpu']['other']:.2f} cores)",
+                        flush=True,
                     )
             finally:
                 service.stop()
