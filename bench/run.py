@@ -172,12 +172,18 @@ def prepare_database(admin_url: str, name: str, users: int) -> str:
                 flush=True,
             )
         else:
-            conn.execute("DELETE FROM users WHERE email NOT LIKE '%@example.%'")
-            conn.execute("TRUNCATE events, idempotency_keys")
+            delete_written(conn)
         conn.execute("DELETE FROM api_clients WHERE name = 'bench'")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
     return url
+
+
+def delete_written(conn) -> None:
+    """Deletes what the benchmark's requests wrote: the users they created (the seed's have
+    @example. addresses), all events and idempotency keys."""
+    conn.execute("DELETE FROM users WHERE email NOT LIKE '%@example.%'")
+    conn.execute("TRUNCATE events, idempotency_keys")
 
 
 # The benchmark's client has limits, far above what it sends: every request pays for the checks
