@@ -5,13 +5,13 @@ check of a change that should cost nothing (docs/benchmarks.md).
     git archive main | tar -x -C /tmp/main
     python bench/compare_throughput.py DATABASE_URL ADMIN_URL USERS ROUNDS /tmp/main [SCENARIO...]
     (DATABASE_URL: a seeded benchmark database, as `make bench` leaves one; ADMIN_URL: a
-    superuser's, for CHECKPOINT; SCENARIOS: get_by_id and create unless named)
+    superuser's, for CHECKPOINT; SCENARIO: get_by_id and create unless named)
 
 Each round serves both trees, the order swapped every round, wrk at 64 connections for 8 s
 after 2 s of warm-up per scenario; the medians and their ratio are printed. Before every cell
 the database is put back as it was: what the requests wrote is deleted, then VACUUM ANALYZE
 and CHECKPOINT, so that neither tree runs on the other's rows, nor pays for its vacuum and
-checkpoint (each create cell writes some 15,000 users and their events). A cell during which
+checkpoint (a create cell writes some 25,000 users and their events). A cell during which
 the rest of the machine was busy is run again (QUIET).
 """
 
