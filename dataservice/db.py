@@ -261,8 +261,10 @@ class Database:
                 if not self._opened:
                     # Requests wait for a connection at this gate, not in the pool: the pool's
                     # waiting-client bookkeeping (a Condition and a Timeout per waiter) cost
-                    # ~8% of a GET at 64 clients per 4 connections; past the gate, getconn
-                    # rarely waits. Made here, in the worker, after gevent has patched it.
+                    # GETs 1.02x and creates 1.02x their req/s at 64 clients per 4 connections
+                    # (wrk, 6 alternating rounds; once ~8%: docs/benchmarks.md, seventeenth
+                    # round); past the gate, getconn rarely waits. Made here, in the worker,
+                    # after gevent has patched it.
                     self._gate = Gate(self.pool.max_size)
                     self.pool.open()
                     self._opened = True
