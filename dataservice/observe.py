@@ -30,8 +30,9 @@ class Journal:
     time their request ended. `close()` writes what is left (gunicorn's worker_exit calls it on
     a clean stop); a worker killed outright loses at most `interval` seconds of lines and samples.
     With interval 0 every request writes its own at once (tests, the development server).
-    Measured 2026-12-06: -1.2% instructions per GET by id (1,604,741 against 1,624,348 with
-    interval 0); its gain is meant to be in throughput (warm caches), not re-measured with wrk.
+    Measured 2026-12-06 against interval 0: 1.13x GET by id and 1.14x creates per second (wrk,
+    6 alternating rounds, docs/benchmarks.md, seventeenth round), though only 1.2% fewer
+    user-mode instructions: what it saves is mostly system calls and lock hand-offs.
     """
 
     MAX_PENDING = 512  # written out sooner under a burst, so memory stays small
