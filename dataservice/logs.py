@@ -99,15 +99,11 @@ def request_line(created: float, fields: dict) -> None:
     client."""
     if access_log.isEnabledFor(logging.INFO):
         record = access_log.makeRecord(
-            access_log.name,
-            logging.INFO,
-            __file__,
-            0,
-            "request",
-            None,
-            None,
-            extra={**fields, "line_fields": fields},
+            access_log.name, logging.INFO, __file__, 0, "request", None, None
         )
+        # The fields as `extra=` would set them, without its check of each name against the
+        # record's own: they are fixed names, none of them a LogRecord attribute.
+        record.__dict__.update(fields, line_fields=fields)
         record.created = created
         record.msecs = (created - int(created)) * 1000
         access_log.handle(record)

@@ -86,12 +86,18 @@ def _label_method(method: str) -> str:
 def record_requests(samples) -> None:
     """Counts a batch of answered requests, (method, route, status, seconds) each. A batch
     touches each request counter once (in multiprocess mode every update takes a lock and writes
-    a memory-mapped file); each latency is observed as it is."""
+    a memory-mapped file) and looks up each latency histogram once (.labels() takes a lock and
+    builds a key); each latency is observed as it is."""
     counts: dict[tuple[str, str, int], int] = {}
+    latencies: dict[tuple[str, str], list[float]] = {}
     for method, route, status, seconds in samples:
         key = (method, route or UNMATCHED, status)
         counts[key] = counts.get(key, 0) + 1
-        LATENCY.labels(_label_method(method), key[1]).observe(seconds)
+        latencies.setdefault(key[:2], []).append(seconds)
+    for (method, route), times in latencies.items():
+        histogram = LATENCY.labels(_label_method(method), route)
+        for seconds in times:
+            histogram.observe(seconds)
     for key, count in counts.items():
         REQUESTS.labels(_label_method(key[0]), key[1], str(key[2])).inc(count)
 
