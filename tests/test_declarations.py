@@ -25,35 +25,14 @@ def _without(sql: str, name: str) -> str:
     return removed
 
 
-@pytest.mark.parametrize(
-    "sql_file, query, verb",
-    [
-        ("organizations", "get_organization_version", "version"),  # for PATCH's 404 or 412
-        ("organizations", "list_organizations_by_created_at_desc", "sort -created_at"),
-        ("users", "lock_user", "lock"),  # DELETE
-        ("memberships", "remove_membership", "delete"),  # renamed by the declaration
-    ],
-)
-def test_a_resource_missing_a_conventional_query_refuses_to_start(tmp_path, sql_file, query, verb):
+def _start(tmp_path, sql_file: str | None = None, edit=None):
+    """Starts (the `scopes` command) a copy of the package and sql/, with sql/<sql_file>.sql
+    passed through `edit` first."""
     shutil.copytree(ROOT / "dataservice", tmp_path / "dataservice")
     shutil.copytree(ROOT / "sql", tmp_path / "sql")
-    path = tmp_path / "sql" / f"{sql_file}.sql"
-    path.write_text(_without(path.read_text(), query))
-    done = subprocess.run(
-        [sys.executable, "-c", "from dataservice.cli import main; main()", "scopes"],
-        cwd=tmp_path,  # this copy of the package, not the installed one
-        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    line = one_error_line(done.returncode, done.stdout, done.stderr)
-    assert line == (
-        f"Error: sql/{sql_file}.sql: the resource {sql_file} has no query {query} (its {verb})"
-    )
-
-
-def _start(tmp_path):
+    if sql_file:
+        path = tmp_path / "sql" / f"{sql_file}.sql"
+        path.write_text(edit(path.read_text()))
     return subprocess.run(
         [sys.executable, "-c", "from dataservice.cli import main; main()", "scopes"],
         cwd=tmp_path,  # this copy of the package, not the installed one
@@ -64,21 +43,37 @@ def _start(tmp_path):
     )
 
 
-def test_a_write_that_records_no_event_refuses_to_start(tmp_path):
-    """Every write of a resource records its own outbox event, so it takes the actor and the
-    trace id: a PATCH query that lost them (its event written without them) refuses the start."""
-    shutil.copytree(ROOT / "dataservice", tmp_path / "dataservice")
-    shutil.copytree(ROOT / "sql", tmp_path / "sql")
-    path = tmp_path / "sql" / "organizations.sql"
-    sql = path.read_text()
+@pytest.mark.parametrize(
+    "sql_file, query, verb",
+    [
+        ("organizations", "get_organization_version", "version"),  # for PATCH's 404 or 412
+        ("organizations", "list_organizations_by_created_at_desc", "sort -created_at"),
+        ("users", "lock_user", "lock"),  # DELETE
+        ("memberships", "remove_membership", "delete"),  # renamed by the declaration
+    ],
+)
+def test_a_resource_missing_a_conventional_query_refuses_to_start(tmp_path, sql_file, query, verb):
+    done = _start(tmp_path, sql_file, lambda sql: _without(sql, query))
+    line = one_error_line(done.returncode, done.stdout, done.stderr)
+    assert line == (
+        f"Error: sql/{sql_file}.sql: the resource {sql_file} has no query {query} (its {verb})"
+    )
+
+
+def _without_outbox_parameters(sql: str) -> str:
+    """update_organization taking no actor and trace_id (its event written without them)."""
     header = "update_organization(organization_id, slug, name, versions, actor, trace_id)"
     assert header in sql
     sql = sql.replace(header, "update_organization(organization_id, slug, name, versions)")
     block = sql[sql.index("-- name: update_organization(") :]
     block = block[: block.index("\n\n")]
-    sql = sql.replace(block, block.replace(":actor", "NULL").replace(":trace_id", "NULL"))
-    path.write_text(sql)
-    done = _start(tmp_path)
+    return sql.replace(block, block.replace(":actor", "NULL").replace(":trace_id", "NULL"))
+
+
+def test_a_write_that_records_no_event_refuses_to_start(tmp_path):
+    """Every write of a resource records its own outbox event, so it takes the actor and the
+    trace id: a PATCH query that lost them refuses the start."""
+    done = _start(tmp_path, "organizations", _without_outbox_parameters)
     line = one_error_line(done.returncode, done.stdout, done.stderr)
     assert line == (
         "Error: sql/organizations.sql: update_organization (the patch of organizations) takes "
@@ -87,17 +82,8 @@ def test_a_write_that_records_no_event_refuses_to_start(tmp_path):
 
 
 def test_the_same_tree_starts(tmp_path):
-    """The copy above, unchanged, starts: the refusals are the missing queries'."""
-    shutil.copytree(ROOT / "dataservice", tmp_path / "dataservice")
-    shutil.copytree(ROOT / "sql", tmp_path / "sql")
-    done = subprocess.run(
-        [sys.executable, "-c", "from dataservice.cli import main; main()", "scopes"],
-        cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    """The copy above, unchanged, starts: the refusals are the edits'."""
+    done = _start(tmp_path)
     assert done.returncode == 0, done.stderr
     assert "organizations:write" in done.stdout.split()
 
