@@ -162,7 +162,7 @@ def get_user_by_email(email):
 def set_password(data, user_id):
     """Replace the password (plain, hashed here, or a PHC hash made by the caller)."""
     password_hash = _password_hash(data)
-    with db.write() as conn:
+    with db.single_statement() as conn:  # the change and its event, as a PATCH
         user = store.set_password_hash(
             conn, user_id, password_hash, if_match(), actor=g.get("client_name")
         )
