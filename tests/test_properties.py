@@ -121,3 +121,56 @@ def test_patch_schema_never_lets_a_bad_value_through(body):
         return
     assert patch and set(patch) <= {"email", "username"}
     assert all(isinstance(v, str) and "\x00" not in v for v in patch.values())
+
+
+# Request header lines as the gevent worker reads them (serving/gevent_worker.py): each ends in
+# "\n" or "\r\n"; the bytes are those that change how a line is read (colon, blanks, CR, the
+# "From " envelope line, a byte outside ASCII, NUL).
+header_lines = st.lists(
+    st.builds(
+        lambda body, end: body + end,
+        st.lists(
+            st.sampled_from([b"Host", b"X-A", b":", b" ", b"\t", b"\r", b"From ", b"v", b"\xe9"]),
+            max_size=6,
+        ).map(b"".join),
+        st.sampled_from([b"\n", b"\r\n", b"\r\r\n"]),
+    ),
+    max_size=5,
+)
+
+
+@given(header_lines)
+def test_header_lines_are_parsed_as_http_client_parses_them(lines):
+    import email.parser
+
+    from gevent import pywsgi
+
+    from dataservice.serving.gevent_worker import parse_header_lines
+
+    ours = parse_header_lines(lines)
+    text = b"".join(lines).decode("latin-1")
+    theirs = email.parser.Parser(_class=pywsgi.OldMessage).parsestr(text)
+    assert ours.items() == theirs.items()
+    assert list(ours.headers) == list(theirs.headers)  # what pywsgi builds the environ from
+
+
+def test_plain_header_lines_do_not_go_through_the_email_parser(monkeypatch):
+    import email.parser
+
+    from dataservice.serving.gevent_worker import parse_header_lines
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the email parser was used for plain lines")
+
+    monkeypatch.setattr(email.parser, "Parser", refuse)
+    lines = [b"Host: x\r\n", b"Authorization:  Bearer t \r\n", b"X-Empty:\n", b"Dup: 1\r\n"]
+    message = parse_header_lines([*lines, b"Dup: 2\r\n"])
+    assert message.items() == [
+        ("Host", "x"),
+        ("Authorization", "Bearer t "),
+        ("X-Empty", ""),
+        ("Dup", "1"),
+        ("Dup", "2"),
+    ]
+    with pytest.raises(AssertionError):  # a folded line is the parser's to read
+        parse_header_lines([b"Host: x\r\n", b" folded\r\n"])
