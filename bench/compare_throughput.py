@@ -7,6 +7,10 @@ check of a change that should cost nothing (docs/benchmarks.md).
     (DATABASE_URL: a seeded benchmark database, as `make bench` leaves one; ADMIN_URL: a
     superuser's, for CHECKPOINT; SCENARIO: get_by_id and create unless named)
 
+Two other checkouts against each other (a bisect): --this=/tmp/newer before the arguments. The
+services inherit the environment: SERVER_TIMING=false in front turns Server-Timing off in
+both (a tree from before it ignores the variable).
+
 Each round serves both trees, the order swapped every round, wrk at 64 connections for 8 s
 after 2 s of warm-up per scenario; the medians and their ratio are printed. Before every cell
 the database is put back as it was: what the requests wrote is deleted, then VACUUM ANALYZE
@@ -49,7 +53,7 @@ def reset_database(url: str, admin_url: str) -> None:
         conn.execute("CHECKPOINT")
 
 
-def main(url: str, admin_url: str, users: str, rounds: int, other: str, scenarios) -> None:
+def main(url: str, admin_url: str, users: str, rounds: int, other: str, scenarios, this=ROOT):
     (ROOT / "var").mkdir(exist_ok=True)  # the services' logs
     env = {"BENCH_TOKEN": make_token(url, "bench-throughput"), "BENCH_USERS": users}
     postgres = PostgresProcesses(admin_url, url.rsplit("/", 1)[1])
@@ -57,7 +61,7 @@ def main(url: str, admin_url: str, users: str, rounds: int, other: str, scenario
     for r in range(rounds):
         order = ("other", "this") if r % 2 == 0 else ("this", "other")
         for tree in order:
-            service = Service(url, {}, root=Path(other) if tree == "other" else ROOT)
+            service = Service(url, {}, root=Path(other) if tree == "other" else this)
             try:
                 for scenario in scenarios:
                     for _ in range(ATTEMPTS):
@@ -86,4 +90,7 @@ def main(url: str, admin_url: str, users: str, rounds: int, other: str, scenario
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4], int(sys.argv[4]), sys.argv[5], sys.argv[6:] or SCENARIOS)
+    args, this = sys.argv[1:], ROOT
+    if args and args[0].startswith("--this="):
+        this = Path(args.pop(0).removeprefix("--this="))
+    main(*args[:3], int(args[3]), args[4], args[5:] or SCENARIOS, this)
