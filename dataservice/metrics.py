@@ -10,6 +10,7 @@ the path, and a request that matched no rule is counted under the route "unmatch
 """
 
 import os
+from glob import glob
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -157,11 +158,22 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
+class _SamplesFiles(MultiProcessCollector):
+    """prometheus_client's collector over the workers' samples files, less any file a worker
+    is creating at that moment: it is empty until the worker sizes it, and reading an empty one
+    raises (struct.error), which made the scrape a 500. A file only grows, so one seen with a
+    size is whole enough to read."""
+
+    def collect(self):
+        files = glob(os.path.join(multiprocess_dir(), "*.db"))
+        return self.merge([f for f in files if os.path.getsize(f)], accumulate=True)
+
+
 def _registry():
     if multiprocess_dir() is None:
         return REGISTRY
     registry = CollectorRegistry()
-    MultiProcessCollector(registry)
+    _SamplesFiles(registry)
     return registry
 
 
