@@ -131,7 +131,9 @@ def parse_header_lines(lines: list[bytes]) -> pywsgi.OldMessage:
     When every line is plain, the fields are stored as that parser would store them, without
     running it. Any other line (a continuation, a bare CR, no name, a "From " line) goes to
     the parser itself, so what it makes of them stays its own. Measured (docs/benchmarks.md,
-    eighteenth round): the parser was 6% of the instructions of a GET by id and of a create."""
+    eighteenth round): 6% fewer instructions per GET by id and per create; over 12 alternating
+    rounds, GETs 1.00-1.02x and creates 1.02-1.06x the throughput (medians of the cells and of
+    the rounds' ratios)."""
     message = pywsgi.OldMessage()
     for line in lines:
         field = _PLAIN_FIELD.fullmatch(line)
